@@ -1,0 +1,38 @@
+"""Belgian calendar: local dates, office hours, working days for phone calls."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+
+BRUSSELS = ZoneInfo("Europe/Brussels")
+OFFICE_OPENS = time(9, 0)
+
+
+def local_date(moment: datetime) -> date:
+    """The calendar date in Belgium at `moment` (an aware datetime)."""
+    return moment.astimezone(BRUSSELS).date()
+
+
+def office_morning(day: date) -> datetime:
+    """09:00 Belgian time on `day`, as an aware datetime: when reminders go out."""
+    return datetime.combine(day, OFFICE_OPENS, BRUSSELS)
+
+
+@lru_cache(maxsize=32)
+def _public_holidays(year: int) -> holidays.HolidayBase:
+    return holidays.country_holidays("BE", years=year)
+
+
+def is_working_day(day: date) -> bool:
+    return day.weekday() < 5 and day not in _public_holidays(day.year)
+
+
+def next_working_day(day: date) -> date:
+    """`day` itself when staff can call then, else the first working day after."""
+    while not is_working_day(day):
+        day += timedelta(days=1)
+    return day

@@ -1,0 +1,1 @@
+"""Ways in: intake of invoices, the `dossier` command, the dev stack."""

@@ -1,0 +1,297 @@
+"""Inputs and outputs of the dossier workflow, its signals, queries and activities.
+
+Each message is one small dataclass so that fields can be added later without
+breaking dossiers that are already running, and so that staff can send a
+signal from the Temporal UI as plain JSON. New fields always get a default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+from kmo.models import Fee, Kind, Warning
+
+
+class Step(StrEnum):
+    """Where a dossier stands; the order is the order of the procedure."""
+
+    ONBOARDING = "onboarding"
+    APPLICATION = "application"
+    TERMS = "terms"
+    PAYMENT = "payment"
+    ATTENDANCE = "attendance"
+    SATISFACTION = "satisfaction"
+    CERTIFICATE = "certificate"  # training
+    FINAL_REPORT = "final_report"  # advice
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    LAPSED = "lapsed"
+
+
+class Document(StrEnum):
+    """Documents the client or a participant signs."""
+
+    TERMS = "terms"
+    ATTENDANCE = "attendance"
+    SATISFACTION = "satisfaction"
+
+
+@dataclass
+class Participant:
+    name: str
+    email: str | None = None
+
+
+@dataclass
+class Provider:
+    provider_id: str  # enterprise number digits, e.g. 0412345614
+    name: str
+    dv_number: str
+    container_email: str
+
+
+@dataclass
+class Client:
+    name: str
+    enterprise_number: str
+    contact_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    language: str = "nl"
+    has_platform_account: bool = False
+
+
+@dataclass
+class FollowUpPolicy:
+    """How often to remind and when to hand a wait to staff, in days."""
+
+    reminder_every_days: int = 7
+    reminders_before_call: int = 2
+    application_deadline_days: int = 14
+    deposit_deadline_days: int = 30
+    payment_order_days: int = 14
+    signature_reminder_every_days: int = 5
+
+
+@dataclass
+class DossierInput:
+    dossier_id: str
+    kind: Kind
+    provider: Provider
+    client: Client
+    invoice_number: str
+    invoice_date: date
+    start_date: date
+    end_date: date
+    project_amount_excl_vat: Decimal
+    fee: Fee
+    participants: list[Participant] = field(default_factory=list)
+    session_dates: list[date] = field(default_factory=list)
+    warnings: list[Warning] = field(default_factory=list)
+    invoice_archive_key: str | None = None
+    policy: FollowUpPolicy = field(default_factory=FollowUpPolicy)
+
+
+# --- signals -------------------------------------------------------------
+
+
+@dataclass
+class SignatureInput:
+    document: Document
+    signer_name: str
+    participant: str | None = None  # attendance: whose signature
+    day: date | None = None  # attendance: which training day
+    link_id: str | None = None
+    evidence_key: str | None = None  # archive key of the signed PDF
+
+
+@dataclass
+class ApplicationInput:
+    project_number: str
+    filed_on: date | None = None
+
+
+@dataclass
+class DepositInput:
+    amount: Decimal | None = None
+    received_on: date | None = None
+
+
+@dataclass
+class PaymentInput:
+    amount: Decimal | None = None
+    received_on: date | None = None
+
+
+@dataclass
+class CallInput:
+    outcome: str  # reached, no_answer, voicemail, wrong_number, ...
+    note: str = ""
+    by: str = "staff"
+    task_id: str | None = None
+
+
+@dataclass
+class DetailsInput:
+    """Fields the invoice lacks; only the ones given are changed."""
+
+    client_email: str | None = None
+    client_phone: str | None = None
+    client_contact_name: str | None = None
+    language: str | None = None
+    has_platform_account: bool | None = None
+    participants: list[Participant] | None = None
+    session_dates: list[date] | None = None
+    by: str = "staff"
+
+
+@dataclass
+class SkipInput:
+    step: Step
+    reason: str
+    by: str = "staff"
+
+
+@dataclass
+class ResendInput:
+    step: Step | None = None  # default: the current step's mail
+    by: str = "staff"
+
+
+@dataclass
+class FinalReportInput:
+    archive_key: str
+    filename: str = "eindrapport.pdf"
+
+
+@dataclass
+class CancelInput:
+    reason: str
+    by: str = "staff"
+    credit_note_number: str | None = None
+
+
+# --- query ---------------------------------------------------------------
+
+
+@dataclass
+class Deadline:
+    name: str
+    due: date
+    met: bool = False
+
+
+@dataclass
+class Task:
+    task_id: str
+    kind: str  # call, review
+    step: Step
+    due: date
+    reason: str
+    done: bool = False
+    outcome: str | None = None
+
+
+@dataclass
+class TimelineEntry:
+    at: datetime
+    event: str
+    detail: str = ""
+
+
+@dataclass
+class DossierStatus:
+    dossier_id: str
+    kind: Kind
+    step: Step
+    deadlines: list[Deadline]
+    open_tasks: list[Task]
+    warnings: list[Warning]
+    timeline: list[TimelineEntry]
+    project_number: str | None = None
+    fee: Fee | None = None
+    mails_sent: int = 0
+
+
+@dataclass
+class DossierResult:
+    dossier_id: str
+    outcome: Step  # closed, cancelled or lapsed
+    fee: Fee | None
+    closed_at: datetime
+
+
+# --- activities ----------------------------------------------------------
+
+
+@dataclass
+class MailInput:
+    """One mail of a dossier. `key` makes the send idempotent across retries."""
+
+    key: str  # workflow id / template / sequence
+    dossier: DossierInput
+    template: str
+    to: list[str]
+    sequence: int = 0  # 0 for the first mail, n for the n-th reminder
+    sign_links: dict[str, str] = field(default_factory=dict)  # signer -> url
+    attachment_keys: list[str] = field(default_factory=list)
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MailResult:
+    message_id: str
+    archive_key: str
+    already_sent: bool = False
+
+
+@dataclass
+class SignLinksInput:
+    dossier: DossierInput
+    document: Document
+    signers: list[str]  # "client" or participant names
+
+
+@dataclass
+class SignLinksResult:
+    links: dict[str, str]  # signer -> url
+
+
+@dataclass
+class TaskInput:
+    dossier_id: str
+    task: Task
+
+
+@dataclass
+class ProgressInput:
+    """What the records keep of a dossier's progress."""
+
+    dossier_id: str
+    step: Step
+    next_deadline: date | None = None
+    event: str = ""
+    detail: str = ""
+
+
+@dataclass
+class CertificateInput:
+    dossier: DossierInput
+    participant: Participant
+
+
+@dataclass
+class CertificateResult:
+    archive_key: str
+    sha256: str
+
+
+@dataclass
+class CloseInput:
+    dossier_id: str
+    outcome: Step
+    fee: Fee | None
+    retention_until: date
