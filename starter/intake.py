@@ -1,0 +1,433 @@
+"""Invoice intake, shared by every way in: upload page, API, CLI and mail.
+
+`prepare` reads, checks and prices an invoice without side effects (this is
+what `dossier inspect` shows). `IntakeService.submit` then archives the file,
+records the dossier and starts its workflow; the workflow id comes from the
+provider and the invoice number, so a second upload finds the running dossier.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import structlog
+from sqlalchemy import select
+from temporalio.client import Client
+from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy as ConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
+
+from adapters.records import Dossier
+from adapters.records import Provider as ProviderRow
+from kmo import enterprise
+from kmo import invoice as ubl
+from kmo.calendar import local_date
+from kmo.models import DocumentType, Fee, Invoice, Kind, Problem, Severity, Warning
+from kmo.pricing import compute_fee
+from kmo.rules import intake_warnings
+from starter.client import workflow_id
+from workflows import search
+from workflows.dossier import DossierWorkflow
+from workflows.messages import CancelInput, DossierInput, Participant, Provider
+from workflows.messages import Client as ClientInfo
+
+log = structlog.get_logger(__name__)
+
+PDF_MAGIC = b"%PDF-"
+RETENTION_YEARS = 10
+
+
+class IntakeError(Exception):
+    """The file cannot start a dossier; `message` says why in the user's terms."""
+
+    def __init__(
+        self,
+        message: str,
+        problems: list[Problem] | None = None,
+        status_code: int = 422,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+        self.status_code = status_code
+
+
+@dataclass
+class UploadDetails:
+    """What the provider adds at upload: all the invoice cannot say."""
+
+    provider_id: str | None = None
+    participants: list[Participant] = field(default_factory=list)
+    client_email: str | None = None
+    client_phone: str | None = None
+    client_contact_name: str | None = None
+    language: str | None = None
+    has_platform_account: bool | None = None
+    session_dates: list[date] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)  # PDF invoices
+
+
+@dataclass
+class Prepared:
+    invoice: Invoice
+    dossier: DossierInput | None
+    fee: Fee | None
+    warnings: list[Warning]
+    problems: list[Problem]
+
+    @property
+    def can_start(self) -> bool:
+        return self.dossier is not None
+
+
+@dataclass
+class IntakeResult:
+    dossier_id: str
+    workflow_id: str
+    created: bool
+    fee: Fee | None
+    warnings: list[Warning]
+    cancelled: bool = False
+
+
+# --- reading, checking, pricing (no I/O) -------------------------------------
+
+
+def prepare(
+    data: bytes, filename: str, details: UploadDetails, today: date | None = None
+) -> Prepared:
+    """Read an invoice (UBL, or PDF with its fields given) and build its dossier."""
+    today = today or local_date(datetime.now(UTC))
+    invoice = _read(data, filename, details)
+    if invoice.document_type == DocumentType.CREDIT_NOTE:
+        return Prepared(invoice, None, None, [], invoice.errors)
+    _apply_details(invoice, details)
+    _check_provider(invoice, details)
+    errors = invoice.errors
+    if errors:
+        return Prepared(invoice, None, None, [], invoice.problems)
+    dossier = _dossier(invoice, details, today)
+    return Prepared(invoice, dossier, dossier.fee, dossier.warnings, invoice.problems)
+
+
+def _read(data: bytes, filename: str, details: UploadDetails) -> Invoice:
+    if not data:
+        raise IntakeError(f"{filename} is empty: upload the invoice file", [], 400)
+    if len(data) > ubl.MAX_INVOICE_BYTES:
+        limit = ubl.MAX_INVOICE_BYTES // (1024 * 1024)
+        raise IntakeError(f"{filename} is larger than {limit} MB", [], 413)
+    if data.startswith(PDF_MAGIC):
+        if not details.fields:
+            raise IntakeError(
+                f"{filename} is a PDF invoice: give its fields at upload "
+                "(number, dates, enterprise numbers, DV number, client email)",
+                [],
+                422,
+            )
+        return ubl.invoice_from_fields(details.fields)
+    try:
+        return ubl.read_ubl(data, filename=filename)
+    except ubl.InvoiceRejected as err:
+        raise IntakeError(str(err), [], 400) from err
+
+
+def _apply_details(invoice: Invoice, details: UploadDetails) -> None:
+    """Fill what the upload adds, then re-run the checks that depend on it."""
+    checked_before = copy.deepcopy(invoice)
+    checked_before.problems = []
+    ubl.check(checked_before)
+    from_parsing = [p for p in invoice.problems if p not in checked_before.problems]
+
+    contact = invoice.customer_contact
+    contact.email = details.client_email or contact.email
+    contact.phone = details.client_phone or contact.phone
+    contact.name = details.client_contact_name or contact.name
+    if details.participants:
+        invoice.participant_names = [p.name for p in details.participants]
+        invoice.participant_count = max(
+            len(details.participants), invoice.participant_count or 0
+        )
+    invoice.problems = []
+    ubl.check(invoice)
+    invoice.problems = from_parsing + invoice.problems
+
+
+def _check_provider(invoice: Invoice, details: UploadDetails) -> None:
+    if not details.provider_id:
+        return
+    try:
+        stated = enterprise.normalize(details.provider_id)
+    except enterprise.InvalidEnterpriseNumber as err:
+        raise IntakeError(f"provider: {err}", [], 422) from err
+    supplier = invoice.supplier.enterprise_number
+    if supplier and supplier != stated:
+        invoice.problems.append(
+            Problem(
+                code="provider_mismatch",
+                field="supplier.enterprise_number",
+                message=f"invoice {invoice.number} was issued by {supplier}, "
+                f"not by provider {stated}; upload it to the right container",
+            )
+        )
+
+
+def _dossier(invoice: Invoice, details: UploadDetails, today: date) -> DossierInput:
+    kind = invoice.kind or Kind.TRAINING
+    start = invoice.period_start or invoice.issue_date or today
+    end = invoice.period_end or start
+    participants = details.participants or [
+        Participant(name) for name in invoice.participant_names
+    ]
+    count = max(len(participants), invoice.participant_count or 0)
+    if kind == Kind.TRAINING and count < 1:
+        count = 1  # at least the client's own person; staff adds names later
+    provider_id = enterprise.digits(invoice.supplier.enterprise_number or "")
+    dossier_id = dossier_id_for(provider_id, invoice.number or "")
+    warnings = intake_warnings(invoice, kind, today)
+    contact = invoice.customer_contact
+    return DossierInput(
+        dossier_id=dossier_id,
+        kind=kind,
+        provider=Provider(
+            provider_id=provider_id,
+            name=invoice.supplier.name or provider_id,
+            dv_number=invoice.dv_number or "",
+            container_email=f"{provider_id}@containers.kmo-dossier.example",
+        ),
+        client=ClientInfo(
+            name=invoice.customer.name or "",
+            enterprise_number=invoice.customer.enterprise_number or "",
+            contact_name=contact.name,
+            email=contact.email,
+            phone=contact.phone,
+            language=details.language or "nl",
+            has_platform_account=bool(details.has_platform_account),
+        ),
+        invoice_number=invoice.number or "",
+        invoice_date=invoice.issue_date or today,
+        start_date=start,
+        end_date=end,
+        project_amount_excl_vat=invoice.total_excl_vat or Decimal("0"),
+        fee=compute_fee(kind, start, end, count if kind == Kind.TRAINING else 0),
+        participants=participants,
+        session_dates=sorted(details.session_dates),
+        warnings=warnings,
+    )
+
+
+def dossier_id_for(provider_id: str, invoice_number: str) -> str:
+    """A readable, URL-safe id, unique per provider and invoice number.
+
+    Invoice numbers like `CVA/26/031` are slugged; when the slug had to drop
+    characters, a short hash of the original keeps two numbers apart.
+    """
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", invoice_number).strip("-").lower()
+    if not re.fullmatch(r"[A-Za-z0-9]+(-[A-Za-z0-9]+)*", invoice_number):
+        slug += "-" + hashlib.sha256(invoice_number.encode()).hexdigest()[:6]
+    return f"{provider_id}-{slug}"
+
+
+def prepared_to_json(prepared: Prepared) -> dict[str, Any]:
+    """JSON-ready view of a prepared invoice, for `inspect --json` and the API."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(v) for v in value]
+        if isinstance(value, Decimal):
+            return str(value)
+        if isinstance(value, date):
+            return value.isoformat()
+        return value
+
+    return plain(
+        {
+            "can_start": prepared.can_start,
+            "dossier_id": prepared.dossier.dossier_id if prepared.dossier else None,
+            "invoice": asdict(prepared.invoice),
+            "fee": asdict(prepared.fee) if prepared.fee else None,
+            "warnings": [asdict(w) for w in prepared.warnings],
+            "problems": [asdict(p) for p in prepared.problems],
+        }
+    )
+
+
+# --- archive, records, workflow ----------------------------------------------
+
+
+class IntakeService:
+    def __init__(
+        self,
+        settings: Any,
+        client: Client,
+        session_factory: Any,
+        archive: Any,
+        *,
+        search_attributes: bool = True,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._sessions = session_factory
+        self._archive = archive
+        self._search_attributes = search_attributes
+
+    async def submit(
+        self, data: bytes, filename: str, content_type: str, details: UploadDetails
+    ) -> IntakeResult:
+        prepared = prepare(data, filename, details)
+        invoice = prepared.invoice
+        if invoice.document_type == DocumentType.CREDIT_NOTE:
+            return await self._cancel_by_credit_note(prepared, data, filename)
+        if prepared.dossier is None:
+            raise IntakeError(_summary(invoice), prepared.problems, 422)
+
+        dossier = self._with_container(prepared.dossier)
+        stored = self._archive.put(
+            dossier.provider.provider_id,
+            dossier.dossier_id,
+            filename,
+            data,
+            retain_until=_retention(dossier.start_date),
+            content_type=content_type,
+        )
+        dossier = replace(dossier, invoice_archive_key=stored.key)
+        created = self._record(dossier)
+        await self._start(dossier)
+        log.info(
+            "dossier.intake",
+            dossier_id=dossier.dossier_id,
+            created=created,
+            warnings=len(dossier.warnings),
+        )
+        return IntakeResult(
+            dossier.dossier_id,
+            workflow_id(dossier.dossier_id),
+            created,
+            dossier.fee,
+            dossier.warnings,
+        )
+
+    def _with_container(self, dossier: DossierInput) -> DossierInput:
+        domain = getattr(self._settings, "mail_domain", "kmo-dossier.example")
+        address = f"{dossier.provider.provider_id}@containers.{domain}"
+        return replace(
+            dossier, provider=replace(dossier.provider, container_email=address)
+        )
+
+    def _record(self, dossier: DossierInput) -> bool:
+        """Insert the provider and the dossier rows; False when they existed."""
+        with self._sessions() as session, session.begin():
+            if session.get(ProviderRow, dossier.provider.provider_id) is None:
+                session.add(
+                    ProviderRow(
+                        provider_id=dossier.provider.provider_id,
+                        name=dossier.provider.name,
+                        dv_numbers=dossier.provider.dv_number,
+                        container_email=dossier.provider.container_email,
+                    )
+                )
+            found = session.scalar(
+                select(Dossier).where(Dossier.dossier_id == dossier.dossier_id)
+            )
+            if found is not None:
+                return False
+            session.add(
+                Dossier(
+                    dossier_id=dossier.dossier_id,
+                    workflow_id=workflow_id(dossier.dossier_id),
+                    provider_id=dossier.provider.provider_id,
+                    invoice_number=dossier.invoice_number,
+                    kind=dossier.kind.value,
+                    client_name=dossier.client.name,
+                    client_enterprise_number=dossier.client.enterprise_number,
+                    step="received",
+                    fee_excl_vat=dossier.fee.total_excl_vat,
+                    fee_vat=dossier.fee.vat,
+                    fee_incl_vat=dossier.fee.total_incl_vat,
+                    warnings=[asdict(w) for w in dossier.warnings],
+                )
+            )
+        return True
+
+    async def _start(self, dossier: DossierInput) -> None:
+        attributes = TypedSearchAttributes.empty
+        if self._search_attributes:
+            attributes = TypedSearchAttributes(
+                [
+                    search.STEP.value_set("received"),
+                    search.KIND.value_set(dossier.kind.value),
+                    search.PROVIDER.value_set(dossier.provider.provider_id),
+                    search.CLIENT.value_set(dossier.client.enterprise_number),
+                ]
+            )
+        try:
+            await self._client.start_workflow(
+                DossierWorkflow.run,
+                dossier,
+                id=workflow_id(dossier.dossier_id),
+                task_queue=self._settings.task_queue,
+                id_conflict_policy=ConflictPolicy.USE_EXISTING,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=attributes,
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # closed already: the same invoice again changes nothing
+
+    async def _cancel_by_credit_note(
+        self, prepared: Prepared, data: bytes, filename: str
+    ) -> IntakeResult:
+        note = prepared.invoice
+        if prepared.problems or not note.billing_reference:
+            raise IntakeError(_summary(note), prepared.problems, 422)
+        provider_id = enterprise.digits(note.supplier.enterprise_number or "")
+        dossier_id = dossier_id_for(provider_id, note.billing_reference)
+        handle = self._client.get_workflow_handle(workflow_id(dossier_id))
+        try:
+            await handle.signal(
+                DossierWorkflow.cancel,
+                CancelInput(
+                    reason="cancelled by credit note",
+                    by="intake",
+                    credit_note_number=note.number,
+                ),
+            )
+        except RPCError as err:
+            raise IntakeError(
+                f"credit note {note.number} cancels invoice "
+                f"{note.billing_reference}, but no running dossier has that invoice",
+                [],
+                422,
+            ) from err
+        self._archive.put(
+            provider_id,
+            dossier_id,
+            filename,
+            data,
+            retain_until=_retention(note.issue_date or date.today()),
+            content_type="application/xml",
+        )
+        log.info("dossier.credit_note", dossier_id=dossier_id)
+        return IntakeResult(dossier_id, handle.id, False, None, [], cancelled=True)
+
+
+def _retention(start: date) -> date:
+    try:
+        return start.replace(year=start.year + RETENTION_YEARS)
+    except ValueError:  # 29 February
+        return start.replace(year=start.year + RETENTION_YEARS, day=28)
+
+
+def _summary(invoice: Invoice) -> str:
+    errors = [p.message for p in invoice.problems if p.severity == Severity.ERROR]
+    name = invoice.number or "the invoice"
+    if not errors:
+        return f"{name} cannot start a dossier"
+    return f"{name} cannot start a dossier: " + "; ".join(errors)

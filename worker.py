@@ -1,0 +1,64 @@
+"""The worker: registers the dossier workflow and its activities on one task queue.
+
+Run several of these processes to scale out; they share the task queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.dossier import DossierActivities
+from adapters.archive import LocalArchive
+from adapters.logging import configure_logging
+from adapters.mail import OutboxMailer
+from adapters.records import make_engine, make_session_factory
+from adapters.settings import Settings, get_settings
+from starter.client import connect
+from workflows.dossier import DossierWorkflow
+
+log = structlog.get_logger(__name__)
+
+
+def build_activities(settings: Settings) -> DossierActivities:
+    """The activities on the backends the settings choose."""
+    sessions = make_session_factory(make_engine(settings.database_url))
+    return DossierActivities(
+        settings=settings,
+        session_factory=sessions,
+        archive=LocalArchive(settings.archive_dir),
+        mailer=OutboxMailer(settings.outbox_dir),
+    )
+
+
+def build_worker(
+    client: Client, settings: Settings, activities: DossierActivities | None = None
+) -> Worker:
+    activities = activities or build_activities(settings)
+    return Worker(
+        client,
+        task_queue=settings.task_queue,
+        workflows=[DossierWorkflow],
+        activities=activities.all_activities(),
+    )
+
+
+async def run_worker(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    worker = build_worker(client, settings)
+    log.info("worker.started", task_queue=settings.task_queue)
+    await worker.run()
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(json=settings.log_json)
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()
