@@ -1,0 +1,492 @@
+"""The `dossier` command: inspect and upload invoices, follow dossiers, run the stack.
+
+`inspect` reads an invoice on this machine and touches nothing else. `upload`,
+`status` and `list` talk to the running web app over HTTP, so they need no
+database or Temporal connection of their own. `dev`, `worker` and `web` run
+the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+
+from adapters.settings import Settings
+
+app = typer.Typer(
+    help="Follow up KMO-portefeuille dossiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_OK = 0
+EXIT_REFUSED = 1  # the invoice has errors, or the server refused the request
+EXIT_UNUSABLE = 2  # the file cannot be read, or the server cannot be reached
+
+DEFAULT_BASE_URL = Settings.model_fields["base_url"].default
+HTTP_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+Url = Annotated[
+    str,
+    typer.Option(
+        "--url",
+        envvar="DOSSIER_BASE_URL",
+        help="Address of the running web app.",
+    ),
+]
+JsonOutput = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+Participants = Annotated[
+    list[str],
+    typer.Option(
+        "--participant",
+        "-p",
+        help='A participant as "Name <email>"; repeat for each one.',
+    ),
+]
+
+
+# --- inspect -------------------------------------------------------------
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(help="A UBL (XML) or PDF invoice.")],
+    json_output: JsonOutput = False,
+    participant: Participants = [],  # noqa: B006 - typer reads the default
+    client_email: Annotated[
+        str | None, typer.Option(help="The client's email.")
+    ] = None,
+    language: Annotated[str | None, typer.Option(help="nl, fr or en.")] = None,
+) -> None:
+    """Read, check and price an invoice; no dossier is started, nothing is stored.
+
+    Exit 0 when a dossier could start, 1 when the invoice has errors, 2 when
+    the file cannot be read as an invoice.
+    """
+    from kmo.invoice import InvoiceRejected
+    from starter.intake import IntakeError, prepare, prepared_to_json
+    from web.forms import FormError, build_details
+
+    try:
+        details = build_details(
+            participants=participant, client_email=client_email, language=language
+        )
+    except FormError as error:
+        _fail(str(error), EXIT_UNUSABLE, json_output)
+    data = _read_file(file, json_output)
+
+    try:
+        prepared = prepare(data, file.name, details)
+    except IntakeError as error:
+        _fail(error.message, EXIT_UNUSABLE, json_output, error.problems)
+    except InvoiceRejected as error:
+        _fail(str(error), EXIT_UNUSABLE, json_output)
+    except Exception as error:  # a reader bug must still not print a traceback
+        _fail(
+            f"{file.name} could not be read because of an internal error "
+            f"({type(error).__name__}: {error}); please report it",
+            EXIT_UNUSABLE,
+            json_output,
+        )
+
+    if json_output:
+        _print_json(prepared_to_json(prepared))
+    else:
+        typer.echo(render_prepared(prepared))
+    raise typer.Exit(EXIT_OK if prepared.dossier is not None else EXIT_REFUSED)
+
+
+def render_prepared(prepared) -> str:
+    """The human report of `inspect`: fields, problems, warnings, fee."""
+    invoice = prepared.invoice
+    lines = [f"Invoice {invoice.number or '(no number)'} ({invoice.document_type})"]
+    lines += _field_lines(invoice)
+    lines += _problem_lines(prepared.problems)
+    lines += _warning_lines(prepared.warnings)
+    lines += _fee_lines(prepared.fee)
+    if prepared.dossier is not None:
+        lines.append(f"\nA dossier can start: {prepared.dossier.dossier_id}")
+    else:
+        lines.append("\nNo dossier can start until the errors above are fixed.")
+    return "\n".join(lines)
+
+
+def _field_lines(invoice) -> list[str]:
+    contact = invoice.customer_contact
+    fields = {
+        "issued": invoice.issue_date,
+        "kind": invoice.kind,
+        "DV number": invoice.dv_number,
+        "provider": _party(invoice.supplier),
+        "client": _party(invoice.customer),
+        "contact": ", ".join(
+            str(v) for v in (contact.name, contact.email, contact.phone) if v
+        ),
+        "period": _period(invoice.period_start, invoice.period_end),
+        "participants": _participants(invoice),
+        "amount": _amount(invoice.total_excl_vat, invoice.currency),
+    }
+    return [f"  {name:<13} {value if value else '-'}" for name, value in fields.items()]
+
+
+def _party(party) -> str:
+    return ", ".join(str(v) for v in (party.name, party.enterprise_number) if v)
+
+
+def _period(start, end) -> str:
+    if start is None and end is None:
+        return ""
+    return f"{start or '?'} to {end or '?'}"
+
+
+def _participants(invoice) -> str:
+    if invoice.participant_count is None:
+        return ""
+    names = ", ".join(invoice.participant_names)
+    return f"{invoice.participant_count}" + (f" ({names})" if names else "")
+
+
+def _amount(amount, currency) -> str:
+    return "" if amount is None else f"{amount} {currency or ''} excl. VAT".strip()
+
+
+def _problem_lines(problems) -> list[str]:
+    if not problems:
+        return ["\nProblems: none"]
+    return ["\nProblems:"] + [
+        f"  [{p.severity}] {p.field}: {p.message} ({p.code})" for p in problems
+    ]
+
+
+def _warning_lines(warnings) -> list[str]:
+    if not warnings:
+        return ["\nWarnings: none"]
+    return ["\nWarnings:"] + [
+        f"  {w.message} ({w.code}; rule: {w.rule})" for w in warnings
+    ]
+
+
+def _fee_lines(fee) -> list[str]:
+    if fee is None:
+        return ["\nFee: cannot be computed"]
+    lines = ["\nFee (EUR):"]
+    lines += [
+        f"  {line.label:<15} {line.quantity:>3} x {line.unit_price:>6.2f} = "
+        f"{line.amount:>8.2f}"
+        for line in fee.lines
+    ]
+    vat_label = f"VAT {(fee.vat_rate * 100).normalize():f} %"
+    lines.append(f"  {'total excl. VAT':<30} {fee.total_excl_vat:>8.2f}")
+    lines.append(f"  {vat_label:<30} {fee.vat:>8.2f}")
+    lines.append(f"  {'total incl. VAT':<30} {fee.total_incl_vat:>8.2f}")
+    return lines
+
+
+# --- upload, status, list ------------------------------------------------
+
+
+@app.command()
+def upload(
+    file: Annotated[Path, typer.Argument(help="A UBL (XML) or PDF invoice.")],
+    provider: Annotated[
+        str | None,
+        typer.Option(help="The provider's enterprise number, checked on the invoice."),
+    ] = None,
+    participant: Participants = [],  # noqa: B006 - typer reads the default
+    client_email: Annotated[
+        str | None, typer.Option(help="The client's email.")
+    ] = None,
+    phone: Annotated[str | None, typer.Option(help="The client's phone.")] = None,
+    contact_name: Annotated[
+        str | None, typer.Option(help="The client's contact person.")
+    ] = None,
+    language: Annotated[str | None, typer.Option(help="nl, fr or en.")] = None,
+    has_account: Annotated[
+        bool | None,
+        typer.Option(
+            "--has-account/--no-account",
+            help="Whether the client has a KMO-portefeuille platform account.",
+        ),
+    ] = None,
+    session: Annotated[
+        list[str], typer.Option(help="A training day as YYYY-MM-DD; repeatable.")
+    ] = [],  # noqa: B006 - typer reads the default
+    field: Annotated[
+        list[str],
+        typer.Option(help="A PDF invoice field as key=value; repeatable."),
+    ] = [],  # noqa: B006 - typer reads the default
+    json_output: JsonOutput = False,
+    url: Url = DEFAULT_BASE_URL,
+) -> None:
+    """Upload an invoice to the running web app; a dossier starts for it."""
+    from web.forms import FIELD_PREFIX, FormError, parse_field
+
+    try:
+        fields = dict(parse_field(text) for text in field)
+    except FormError as error:
+        _fail(str(error), EXIT_UNUSABLE, json_output)
+    data = _read_file(file, json_output)
+
+    form: dict[str, Any] = {
+        "provider": provider,
+        "participants": participant,
+        "client_email": client_email,
+        "client_phone": phone,
+        "client_contact_name": contact_name,
+        "language": language,
+        "has_platform_account": None if has_account is None else str(has_account),
+        "session_dates": session,
+        **{FIELD_PREFIX + key: value for key, value in fields.items()},
+    }
+    form = {key: value for key, value in form.items() if value not in (None, [])}
+    content_type = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+    files = {"invoice": (file.name, data, content_type)}
+
+    response = _request(
+        "POST", url, "/api/dossiers", json_output, data=form, files=files
+    )
+    answer = response.json()
+    if json_output:
+        _print_json(answer)
+    else:
+        typer.echo(render_upload(answer))
+
+
+def render_upload(answer: dict[str, Any]) -> str:
+    state = "started" if answer["created"] else "already known (same invoice)"
+    fee = answer.get("fee")
+    lines = [
+        f"Dossier {answer['dossier_id']} {state}",
+        f"  workflow     {answer['workflow_id']}",
+        f"  fee          {_fee_summary(fee)}",
+    ]
+    warnings = answer.get("warnings") or []
+    lines.append(f"  warnings     {len(warnings) or 'none'}")
+    lines += [f"    - {w['message']} ({w['code']})" for w in warnings]
+    lines.append(f"  status       {answer['links']['status']}")
+    lines.append(f"  Temporal UI  {answer['links']['temporal_ui']}")
+    return "\n".join(lines)
+
+
+def _fee_summary(fee: dict[str, Any] | None) -> str:
+    if not fee:
+        return "-"
+    return f"EUR {fee['total_excl_vat']} excl. VAT (EUR {fee['total_incl_vat']} incl.)"
+
+
+@app.command()
+def status(
+    dossier_id: Annotated[str, typer.Argument(help="The dossier's id.")],
+    json_output: JsonOutput = False,
+    url: Url = DEFAULT_BASE_URL,
+) -> None:
+    """Where one dossier stands: step, deadlines, open tasks, timeline."""
+    answer = _request("GET", url, f"/api/dossiers/{dossier_id}", json_output).json()
+    if json_output:
+        _print_json(answer)
+    else:
+        typer.echo(render_status(answer))
+
+
+def render_status(answer: dict[str, Any]) -> str:
+    record = answer.get("record") or {}
+    status = answer.get("status") or {}
+    lines = [
+        f"Dossier {answer['dossier_id']}",
+        f"  step         {status.get('step') or record.get('step') or '-'}",
+        f"  kind         {status.get('kind') or record.get('kind') or '-'}",
+        f"  client       {(record.get('client') or {}).get('name') or '-'}",
+        f"  mails sent   {status.get('mails_sent', '-')}",
+    ]
+    if answer.get("status_error"):
+        lines.append(f"  (live status unavailable: {answer['status_error']})")
+    lines += _list_section("deadlines", status.get("deadlines"), _deadline)
+    lines += _list_section("open tasks", status.get("open_tasks"), _task)
+    lines += _list_section("timeline", status.get("timeline"), _timeline)
+    lines.append(f"  Temporal UI  {answer['links']['temporal_ui']}")
+    return "\n".join(lines)
+
+
+def _list_section(title: str, items, render) -> list[str]:
+    if not items:
+        return []
+    return [f"  {title}:"] + [f"    {render(item)}" for item in items]
+
+
+def _deadline(item: dict[str, Any]) -> str:
+    return f"{item['due']}  {item['name']}{'  (met)' if item.get('met') else ''}"
+
+
+def _task(item: dict[str, Any]) -> str:
+    return f"{item['due']}  {item['kind']}: {item['reason']}"
+
+
+def _timeline(item: dict[str, Any]) -> str:
+    detail = f"  {item['detail']}" if item.get("detail") else ""
+    return f"{item['at'][:19]}  {item['event']}{detail}"
+
+
+@app.command("list")
+def list_dossiers(json_output: JsonOutput = False, url: Url = DEFAULT_BASE_URL) -> None:
+    """Every dossier the records know, newest first."""
+    answer = _request("GET", url, "/api/dossiers", json_output).json()
+    if json_output:
+        _print_json(answer)
+        return
+    rows = answer["dossiers"]
+    if not rows:
+        typer.echo("No dossiers yet.")
+        return
+    typer.echo(f"{'dossier':<32} {'step':<13} {'kind':<9} {'next deadline':<14} fee")
+    for row in rows:
+        typer.echo(
+            f"{row['dossier_id']:<32} {row['step']:<13} {row['kind']:<9} "
+            f"{row['next_deadline'] or '-':<14} {row['fee']['total_excl_vat'] or '-'}"
+        )
+
+
+@app.command()
+def ready(
+    wait: Annotated[
+        float, typer.Option(help="Seconds to keep trying before giving up.")
+    ] = 0.0,
+    url: Url = DEFAULT_BASE_URL,
+) -> None:
+    """Check that the web app, its database and Temporal answer (GET /readyz)."""
+    deadline = time.monotonic() + wait
+    while True:
+        problem = _readiness_problem(url)
+        if problem is None:
+            typer.echo(f"ready: {url}")
+            return
+        if time.monotonic() >= deadline:
+            _fail(problem, EXIT_REFUSED)
+        time.sleep(1.0)
+
+
+def _readiness_problem(url: str) -> str | None:
+    try:
+        response = httpx.get(f"{url}/readyz", timeout=HTTP_TIMEOUT)
+    except httpx.TransportError:
+        return f"the web app at {url} does not answer; is `dossier dev` running?"
+    if response.status_code != 200:
+        return f"not ready: {response.text}"
+    return None
+
+
+def _request(
+    method: str, url: str, path: str, json_output: bool, **kwargs: Any
+) -> httpx.Response:
+    """Call the web app; on failure print its message and exit."""
+    try:
+        response = httpx.request(method, f"{url}{path}", timeout=HTTP_TIMEOUT, **kwargs)
+    except httpx.TransportError:
+        _fail(
+            f"cannot reach the web app at {url}; is `dossier dev` running?",
+            EXIT_UNUSABLE,
+            json_output,
+        )
+    if response.is_success:
+        return response
+    _fail_with_answer(response, json_output)
+
+
+def _fail_with_answer(response: httpx.Response, json_output: bool):
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {"error": response.text.strip() or response.reason_phrase}
+    if json_output:
+        _print_json(answer)
+        raise typer.Exit(EXIT_REFUSED)
+    typer.echo(f"refused ({response.status_code}): {answer.get('error')}", err=True)
+    for problem in answer.get("problems") or []:
+        typer.echo(f"  {problem['field']}: {problem['message']}", err=True)
+    raise typer.Exit(EXIT_REFUSED)
+
+
+# --- running the service -------------------------------------------------
+
+
+@app.command()
+def dev() -> None:
+    """Run Temporal's dev server, the worker and the web app until Ctrl-C."""
+    from adapters.settings import get_settings
+    from starter.dev import run_dev
+
+    raise typer.Exit(run_dev(get_settings()))
+
+
+@app.command()
+def worker() -> None:
+    """Run the worker alone (registers the workflow and activities)."""
+    from adapters.logging import configure_logging
+    from adapters.settings import get_settings
+    from worker import run_worker
+
+    settings = get_settings()
+    configure_logging(json=settings.log_json)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
+    try:
+        asyncio.run(run_worker(settings))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def web(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+) -> None:
+    """Run the web app alone (uvicorn)."""
+    import uvicorn
+
+    from adapters.logging import configure_logging
+    from adapters.settings import get_settings
+
+    configure_logging(json=get_settings().log_json)
+    uvicorn.run(
+        "web.app:create_app", factory=True, host=host, port=port, log_config=None
+    )
+
+
+# --- helpers -------------------------------------------------------------
+
+
+def _read_file(file: Path, json_output: bool) -> bytes:
+    try:
+        return file.read_bytes()
+    except OSError as error:
+        _fail(f"cannot read {file}: {error.strerror}", EXIT_UNUSABLE, json_output)
+
+
+def _fail(message: str, code: int, json_output: bool = False, problems=()):
+    """Print what went wrong (JSON on stdout with --json) and exit with `code`."""
+    if json_output:
+        from web.errors import error_body
+
+        _print_json(error_body(message, problems))
+    else:
+        typer.echo(f"dossier: {message}", err=True)
+        for problem in problems:
+            typer.echo(f"  {problem.field}: {problem.message}", err=True)
+    raise typer.Exit(code)
+
+
+def _print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,146 @@
+"""The `dossier` command, run in-process with typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from starter.cli import app
+
+runner = CliRunner()
+
+CLIENT_EMAIL = (
+    "<cbc:ElectronicMail>an.peeters@bakkerij-peeters.example</cbc:ElectronicMail>"
+)
+
+
+def inspect_json(path: Path, *options: str) -> tuple[int, dict]:
+    result = runner.invoke(app, ["inspect", str(path), "--json", *options])
+    return result.exit_code, json.loads(result.stdout)
+
+
+@pytest.fixture
+def without_client_email(invoices: Path, tmp_path: Path) -> Path:
+    """The open training invoice with the client's email taken out."""
+    text = (invoices / "training-open-1p.xml").read_text(encoding="utf-8")
+    assert CLIENT_EMAIL in text
+    path = tmp_path / "no-email.xml"
+    path.write_text(text.replace(CLIENT_EMAIL, ""), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fixture", "fee"),
+    [
+        ("training-open-1p.xml", "75.00"),
+        ("training-incompany-10p-12m.xml", "600.00"),
+        ("advice-cyber-6m.xml", "225.00"),
+    ],
+)
+def test_inspect_prices_each_example_invoice(invoices: Path, fixture: str, fee: str):
+    """inspect --json gives the brochure's fee for each example and exits 0."""
+    code, answer = inspect_json(invoices / fixture)
+
+    assert code == 0
+    assert answer["fee"]["total_excl_vat"] == fee
+    assert answer["problems"] == []
+
+
+def test_inspect_human_output_shows_fee_lines_and_total(invoices: Path):
+    """Without --json, inspect prints the fee lines and the total excl. VAT."""
+    result = runner.invoke(app, ["inspect", str(invoices / "training-open-1p.xml")])
+
+    assert result.exit_code == 0
+    assert "participant       1 x  25.00 =    25.00" in result.stdout
+    assert "total excl. VAT                   75.00" in result.stdout
+    assert "A dossier can start: 0412345614-ls-2026-0141" in result.stdout
+
+
+def test_inspect_exits_1_and_names_the_missing_client_email(without_client_email):
+    """An invoice without client email cannot start a dossier: exit 1, problem shown."""
+    code, answer = inspect_json(without_client_email)
+
+    assert code == 1
+    assert answer["can_start"] is False
+    assert "customer_contact.email" in [p["field"] for p in answer["problems"]]
+
+
+def test_inspect_accepts_the_missing_email_given_as_option(without_client_email):
+    """--client-email fills what the invoice lacks, so the dossier can start."""
+    code, answer = inspect_json(
+        without_client_email, "--client-email", "an@bakkerij-peeters.example"
+    )
+
+    assert code == 0
+    assert answer["fee"]["total_excl_vat"] == "75.00"
+
+
+def test_inspect_exits_2_for_a_file_that_is_no_invoice(tmp_path: Path):
+    """A file that is not XML exits 2 with a message, never a traceback."""
+    path = tmp_path / "notes.xml"
+    path.write_text("just some notes", encoding="utf-8")
+
+    result = runner.invoke(app, ["inspect", str(path)])
+
+    assert result.exit_code == 2
+    assert "notes.xml is not a readable XML e-invoice" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_inspect_exits_2_for_a_missing_file(tmp_path: Path):
+    """A path that does not exist exits 2 and says it cannot be read."""
+    result = runner.invoke(app, ["inspect", str(tmp_path / "gone.xml")])
+
+    assert result.exit_code == 2
+    assert "cannot read" in result.stderr
+
+
+def test_inspect_json_error_is_json(tmp_path: Path):
+    """With --json even an unreadable file answers JSON with an error message."""
+    path = tmp_path / "empty.xml"
+    path.write_bytes(b"")
+
+    result = runner.invoke(app, ["inspect", str(path), "--json"])
+
+    assert result.exit_code == 2
+    assert (
+        json.loads(result.stdout)["error"]
+        == "empty.xml is empty: upload the invoice file"
+    )
+
+
+def test_upload_says_when_the_web_app_is_not_running(invoices: Path):
+    """upload against a port where nothing listens exits 2 and names `dossier dev`."""
+    result = runner.invoke(
+        app,
+        [
+            "upload",
+            str(invoices / "training-open-1p.xml"),
+            "--url",
+            f"http://127.0.0.1:{_free_port()}",
+        ],
+    )
+
+    assert result.exit_code == 2
+    assert "is `dossier dev` running?" in result.stderr
+
+
+def test_upload_rejects_a_field_without_equals_sign(invoices: Path):
+    """--field must be key=value; anything else stops before any request."""
+    result = runner.invoke(
+        app, ["upload", str(invoices / "training-open-1p.xml"), "--field", "number"]
+    )
+
+    assert result.exit_code == 2
+    assert "'number' is not a field; write it as key=value" in result.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -1,0 +1,1 @@
+"""The web app: invoice upload API, dossier status, staff pages."""
