@@ -1,0 +1,214 @@
+"""The HTTP API on a real SQLite database, archive folder and Temporal dev server.
+
+No worker runs here: an upload only starts the workflow. Each test removes
+the workflows it started, since their ids come from the invoice and the
+server is shared by the whole session.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+from temporalio.service import RPCError
+
+from adapters.archive import LocalArchive
+from adapters.records import Dossier
+from kmo.invoice import MAX_INVOICE_BYTES
+from web.app import create_app
+
+OPEN_TRAINING = "training-open-1p.xml"
+CLIENT_EMAIL = (
+    "<cbc:ElectronicMail>an.peeters@bakkerij-peeters.example</cbc:ElectronicMail>"
+)
+
+
+@pytest.fixture
+async def api(dev_env, settings, session_factory) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan run, called in-process through ASGI."""
+    app = create_app(
+        settings,
+        temporal_client=dev_env.client,
+        session_factory=session_factory,
+        archive=LocalArchive(settings.archive_dir),
+    )
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://testserver"
+        ) as client:
+            yield client
+    await _terminate_started_workflows(dev_env.client, session_factory)
+
+
+async def _terminate_started_workflows(client, session_factory) -> None:
+    with session_factory() as session:
+        ids = session.scalars(select(Dossier.workflow_id)).all()
+    for workflow_id in ids:
+        try:
+            await client.get_workflow_handle(workflow_id).terminate("test done")
+        except RPCError:
+            pass  # already closed
+
+
+async def upload(
+    api: httpx.AsyncClient, data: bytes, filename: str = OPEN_TRAINING, **form
+) -> httpx.Response:
+    files = {"invoice": (filename, data, "application/xml")}
+    return await api.post("/api/dossiers", files=files, data=form)
+
+
+async def test_upload_starts_a_dossier_and_answers_201(api, invoices: Path):
+    """A good invoice answers 201 with the ids, the fee and the links."""
+    response = await upload(api, (invoices / OPEN_TRAINING).read_bytes())
+
+    assert response.status_code == 201
+    answer = response.json()
+    assert answer["dossier_id"] == "0412345614-ls-2026-0141"
+    assert answer["workflow_id"] == "dossier-0412345614-ls-2026-0141"
+    assert answer["created"] is True
+    assert answer["fee"]["total_excl_vat"] == "75.00"
+    assert answer["links"] == {
+        "status": "http://testserver/api/dossiers/0412345614-ls-2026-0141",
+        "temporal_ui": "http://localhost:8233/namespaces/default/workflows/"
+        "dossier-0412345614-ls-2026-0141",
+    }
+
+
+async def test_second_upload_of_the_same_invoice_answers_200(api, invoices: Path):
+    """Uploading the same invoice again finds the dossier: 200, same workflow id."""
+    data = (invoices / OPEN_TRAINING).read_bytes()
+
+    first = await upload(api, data)
+    second = await upload(api, data)
+
+    assert (first.status_code, second.status_code) == (201, 200)
+    assert second.json()["created"] is False
+    assert second.json()["workflow_id"] == "dossier-0412345614-ls-2026-0141"
+
+
+async def test_upload_records_the_dossier_and_lists_it(api, invoices: Path):
+    """After an upload, GET /api/dossiers lists it with its step, kind and fee."""
+    await upload(api, (invoices / OPEN_TRAINING).read_bytes())
+
+    response = await api.get("/api/dossiers")
+
+    assert response.status_code == 200
+    [row] = response.json()["dossiers"]
+    assert row["dossier_id"] == "0412345614-ls-2026-0141"
+    assert row["kind"] == "training"
+    assert row["client"]["name"] == "Bakkerij Peeters BV"
+    assert row["fee"]["total_excl_vat"] == "75.00"
+
+
+async def test_upload_without_client_email_answers_422_with_the_problem(
+    api, invoices: Path
+):
+    """An invoice without client email cannot start: 422 naming the missing field."""
+    text = (invoices / OPEN_TRAINING).read_text(encoding="utf-8")
+
+    response = await upload(api, text.replace(CLIENT_EMAIL, "").encode())
+
+    assert response.status_code == 422
+    answer = response.json()
+    assert answer["error"].startswith("LS-2026-0141 cannot start a dossier")
+    assert "customer_contact.email" in [p["field"] for p in answer["problems"]]
+
+
+async def test_missing_client_email_can_be_given_in_the_form(api, invoices: Path):
+    """The form's client_email fills what the invoice lacks: 201."""
+    text = (invoices / OPEN_TRAINING).read_text(encoding="utf-8")
+
+    response = await upload(
+        api,
+        text.replace(CLIENT_EMAIL, "").encode(),
+        client_email="an@bakkerij-peeters.example",
+        participants="An Peeters <an@bakkerij-peeters.example>",
+        session_dates="2026-12-08",
+    )
+
+    assert response.status_code == 201
+
+
+async def test_unreadable_form_fields_answer_422_each_named(api, invoices: Path):
+    """A bad session date and language are both reported, by field."""
+    response = await upload(
+        api,
+        (invoices / OPEN_TRAINING).read_bytes(),
+        session_dates="8 December",
+        language="de",
+    )
+
+    assert response.status_code == 422
+    fields = [p["field"] for p in response.json()["problems"]]
+    assert fields == ["language", "session_dates"]
+
+
+async def test_upload_of_a_file_that_is_not_xml_answers_400(api):
+    """A text file is no invoice: 400 with a message, no stack trace."""
+    response = await upload(api, b"just some notes", filename="notes.xml")
+
+    assert response.status_code == 400
+    assert "notes.xml is not a readable XML e-invoice" in response.json()["error"]
+    assert "Traceback" not in response.text
+
+
+async def test_upload_larger_than_the_limit_answers_413(api):
+    """An invoice one byte over the limit answers 413 without being read."""
+    response = await upload(api, b"<" + b" " * MAX_INVOICE_BYTES)
+
+    assert response.status_code == 413
+    assert response.json()["error"] == "the invoice is too large; the limit is 5 MB"
+
+
+async def test_upload_without_file_answers_422(api):
+    """A form without the invoice field says which field is missing."""
+    response = await api.post("/api/dossiers", data={"language": "nl"})
+
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["field"] == "invoice"
+
+
+async def test_unknown_dossier_answers_404(api):
+    """GET of an id nobody knows answers 404 with a message."""
+    response = await api.get("/api/dossiers/0412345614-nope")
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "there is no dossier '0412345614-nope'"
+
+
+async def test_known_dossier_without_worker_still_shows_its_record(api, invoices: Path):
+    """With no worker to answer the query, status shows the record and says why."""
+    await upload(api, (invoices / OPEN_TRAINING).read_bytes())
+
+    response = await api.get("/api/dossiers/0412345614-ls-2026-0141")
+
+    assert response.status_code == 200
+    answer = response.json()
+    assert answer["record"]["invoice_number"] == "LS-2026-0141"
+    assert answer["status"] is None
+    assert answer["status_error"] == "the workflow did not answer; is a worker running?"
+
+
+async def test_health_and_readiness(api):
+    """/healthz answers ok; /readyz finds the database and Temporal up."""
+    health = await api.get("/healthz")
+    ready = await api.get("/readyz")
+
+    assert health.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "checks": {"database": "ok", "temporal": "ok"},
+    }
+
+
+async def test_unknown_route_answers_json_404(api):
+    """Even a wrong path answers the API's error shape."""
+    response = await api.get("/api/nothing-here")
+
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not Found", "problems": []}
