@@ -1,8 +1,9 @@
 """The HTTP API on a real SQLite database, archive folder and Temporal dev server.
 
-No worker runs here: an upload only starts the workflow. Each test removes
-the workflows it started, since their ids come from the invoice and the
-server is shared by the whole session.
+No worker runs here: an upload only starts the workflow. The server is shared
+by the whole session and workflow ids come from the invoice number, so each
+test that starts a dossier gives the invoice a number of its own, and removes
+the workflows it started.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ async def _terminate_started_workflows(client, session_factory) -> None:
             pass  # already closed
 
 
+def open_training(invoices: Path, number: str) -> bytes:
+    """The open training invoice (fee 75) under another invoice number."""
+    text = (invoices / OPEN_TRAINING).read_text(encoding="utf-8")
+    return text.replace("LS-2026-0141", number).encode()
+
+
 async def upload(
     api: httpx.AsyncClient, data: bytes, filename: str = OPEN_TRAINING, **form
 ) -> httpx.Response:
@@ -63,42 +70,42 @@ async def upload(
 
 async def test_upload_starts_a_dossier_and_answers_201(api, invoices: Path):
     """A good invoice answers 201 with the ids, the fee and the links."""
-    response = await upload(api, (invoices / OPEN_TRAINING).read_bytes())
+    response = await upload(api, open_training(invoices, "API-201"))
 
     assert response.status_code == 201
     answer = response.json()
-    assert answer["dossier_id"] == "0412345614-ls-2026-0141"
-    assert answer["workflow_id"] == "dossier-0412345614-ls-2026-0141"
+    assert answer["dossier_id"] == "0412345614-api-201"
+    assert answer["workflow_id"] == "dossier-0412345614-api-201"
     assert answer["created"] is True
     assert answer["fee"]["total_excl_vat"] == "75.00"
     assert answer["links"] == {
-        "status": "http://testserver/api/dossiers/0412345614-ls-2026-0141",
+        "status": "http://testserver/api/dossiers/0412345614-api-201",
         "temporal_ui": "http://localhost:8233/namespaces/default/workflows/"
-        "dossier-0412345614-ls-2026-0141",
+        "dossier-0412345614-api-201",
     }
 
 
 async def test_second_upload_of_the_same_invoice_answers_200(api, invoices: Path):
     """Uploading the same invoice again finds the dossier: 200, same workflow id."""
-    data = (invoices / OPEN_TRAINING).read_bytes()
+    data = open_training(invoices, "API-REPEAT")
 
     first = await upload(api, data)
     second = await upload(api, data)
 
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json()["created"] is False
-    assert second.json()["workflow_id"] == "dossier-0412345614-ls-2026-0141"
+    assert second.json()["workflow_id"] == "dossier-0412345614-api-repeat"
 
 
 async def test_upload_records_the_dossier_and_lists_it(api, invoices: Path):
     """After an upload, GET /api/dossiers lists it with its step, kind and fee."""
-    await upload(api, (invoices / OPEN_TRAINING).read_bytes())
+    await upload(api, open_training(invoices, "API-LIST"))
 
     response = await api.get("/api/dossiers")
 
     assert response.status_code == 200
     [row] = response.json()["dossiers"]
-    assert row["dossier_id"] == "0412345614-ls-2026-0141"
+    assert row["dossier_id"] == "0412345614-api-list"
     assert row["kind"] == "training"
     assert row["client"]["name"] == "Bakkerij Peeters BV"
     assert row["fee"]["total_excl_vat"] == "75.00"
@@ -120,11 +127,11 @@ async def test_upload_without_client_email_answers_422_with_the_problem(
 
 async def test_missing_client_email_can_be_given_in_the_form(api, invoices: Path):
     """The form's client_email fills what the invoice lacks: 201."""
-    text = (invoices / OPEN_TRAINING).read_text(encoding="utf-8")
+    data = open_training(invoices, "API-FORM")
 
     response = await upload(
         api,
-        text.replace(CLIENT_EMAIL, "").encode(),
+        data.replace(CLIENT_EMAIL.encode(), b""),
         client_email="an@bakkerij-peeters.example",
         participants="An Peeters <an@bakkerij-peeters.example>",
         session_dates="2026-12-08",
@@ -182,13 +189,13 @@ async def test_unknown_dossier_answers_404(api):
 
 async def test_known_dossier_without_worker_still_shows_its_record(api, invoices: Path):
     """With no worker to answer the query, status shows the record and says why."""
-    await upload(api, (invoices / OPEN_TRAINING).read_bytes())
+    await upload(api, open_training(invoices, "API-STATUS"))
 
-    response = await api.get("/api/dossiers/0412345614-ls-2026-0141")
+    response = await api.get("/api/dossiers/0412345614-api-status")
 
     assert response.status_code == 200
     answer = response.json()
-    assert answer["record"]["invoice_number"] == "LS-2026-0141"
+    assert answer["record"]["invoice_number"] == "API-STATUS"
     assert answer["status"] is None
     assert answer["status_error"] == "the workflow did not answer; is a worker running?"
 
