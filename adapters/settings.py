@@ -1,0 +1,73 @@
+"""Settings from the environment (prefix `DOSSIER_`), with one-machine defaults.
+
+Only `data_dir` needs setting to move everything: the database, the archive,
+the outbox and the development link secret follow it unless set themselves.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from adapters.files import write_once
+
+LINK_SECRET_FILE = "link-secret"  # noqa: S105 - a file name, not a secret
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOSSIER_", extra="ignore")
+
+    data_dir: Path = Path(".data")
+    database_url: str = Field(
+        default_factory=lambda data: f"sqlite:///{data['data_dir'] / 'dossier.db'}"
+    )
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "dossiers"
+    archive_dir: Path = Field(default_factory=lambda data: data["data_dir"] / "archive")
+    outbox_dir: Path = Field(default_factory=lambda data: data["data_dir"] / "outbox")
+    base_url: str = "http://localhost:8000"
+    temporal_ui_url: str = "http://localhost:8233"
+    link_secret: SecretStr = Field(
+        default_factory=lambda data: SecretStr(_dev_link_secret(data["data_dir"]))
+    )
+    staff_email: str = "staff@kmo-dossier.example"
+    mail_domain: str = "kmo-dossier.example"
+    log_json: bool = False
+
+    @field_validator("base_url", "temporal_ui_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def container_domain(self) -> str:
+        """The domain where provider containers and dossiers receive mail."""
+        return f"containers.{self.mail_domain}"
+
+
+def _dev_link_secret(data_dir: Any) -> str:
+    """Read the dev secret from `<data_dir>/link-secret`, creating it once (0600).
+
+    Production sets DOSSIER_LINK_SECRET; this file only keeps emailed links
+    valid across restarts of a development machine. Two processes starting at
+    once agree on one secret: only the first write lands.
+    """
+    directory = Path(data_dir)
+    path = directory / LINK_SECRET_FILE
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    directory.mkdir(parents=True, exist_ok=True)
+    write_once(path, secrets.token_urlsafe(48).encode("ascii"), mode=0o600)
+    return path.read_text(encoding="ascii").strip()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read from the environment once."""
+    return Settings()
