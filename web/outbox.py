@@ -71,7 +71,7 @@ def read_mail(path: Path) -> EmailMessage:
 
 def summarize(outbox: Path, path: Path, message: EmailMessage) -> MailSummary:
     return MailSummary(
-        name=path.relative_to(outbox).as_posix(),
+        name=path.resolve().relative_to(outbox.resolve()).as_posix(),
         subject=str(message.get("Subject", "(no subject)")),
         to=str(message.get("To", "")),
         date=_date(message),

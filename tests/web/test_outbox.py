@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
+from pathlib import Path
 
 import httpx
 import pytest
@@ -84,6 +85,21 @@ async def test_mail_page_shows_the_text_escaped_with_clickable_links(
         '<a href="http://localhost:8000/sign/abc123?lang=nl&amp;x=1" '
         'rel="noopener noreferrer">'
     ) in response.text
+
+
+async def test_mail_page_works_with_a_relative_outbox_folder(
+    mail_in_outbox, settings, monkeypatch
+):
+    """With the development default `.data/outbox` (relative) a mail still opens."""
+    monkeypatch.chdir(settings.data_dir)
+    relative = settings.model_copy(update={"outbox_dir": Path("outbox")})
+    transport = httpx.ASGITransport(app=create_app(relative))
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/outbox/terms-1_kmo-dossier.example.eml")
+
+    assert response.status_code == 200
+    assert "Voorwaarden ondertekenen" in response.text
 
 
 async def test_mail_page_refuses_paths_outside_the_outbox(pages, settings):
