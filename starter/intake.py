@@ -8,7 +8,6 @@ provider and the invoice number, so a second upload finds the running dossier.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +18,11 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes, WorkflowIDReusePolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
 from temporalio.common import WorkflowIDConflictPolicy as ConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
@@ -140,11 +143,6 @@ def _read(data: bytes, filename: str, details: UploadDetails) -> Invoice:
 
 def _apply_details(invoice: Invoice, details: UploadDetails) -> None:
     """Fill what the upload adds, then re-run the checks that depend on it."""
-    checked_before = copy.deepcopy(invoice)
-    checked_before.problems = []
-    ubl.check(checked_before)
-    from_parsing = [p for p in invoice.problems if p not in checked_before.problems]
-
     contact = invoice.customer_contact
     contact.email = details.client_email or contact.email
     contact.phone = details.client_phone or contact.phone
@@ -154,9 +152,7 @@ def _apply_details(invoice: Invoice, details: UploadDetails) -> None:
         invoice.participant_count = max(
             len(details.participants), invoice.participant_count or 0
         )
-    invoice.problems = []
-    ubl.check(invoice)
-    invoice.problems = from_parsing + invoice.problems
+    ubl.check(invoice)  # drops and recomputes its own problems
 
 
 def _check_provider(invoice: Invoice, details: UploadDetails) -> None:
@@ -362,10 +358,12 @@ class IntakeService:
         if self._search_attributes:
             attributes = TypedSearchAttributes(
                 [
-                    search.STEP.value_set("received"),
-                    search.KIND.value_set(dossier.kind.value),
-                    search.PROVIDER.value_set(dossier.provider.provider_id),
-                    search.CLIENT.value_set(dossier.client.enterprise_number),
+                    SearchAttributePair(search.STEP, "received"),
+                    SearchAttributePair(search.KIND, dossier.kind.value),
+                    SearchAttributePair(search.PROVIDER, dossier.provider.provider_id),
+                    SearchAttributePair(
+                        search.CLIENT, dossier.client.enterprise_number
+                    ),
                 ]
             )
         try:
