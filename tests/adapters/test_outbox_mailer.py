@@ -1,0 +1,171 @@
+"""Composing a dossier's mail and writing it to the outbox as an .eml file."""
+
+from __future__ import annotations
+
+import email
+from datetime import UTC, datetime
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from adapters.mail import (
+    InvalidAddress,
+    MailAttachment,
+    OutboxMailer,
+    as_bytes,
+    compose,
+    container_address,
+    dossier_address,
+    message_id_for,
+)
+
+KEY = "dossier-0412345614-ls-2026-0141/terms/0"
+MESSAGE_ID = "<0f0285d7ec7d8ae339235d9c1efe69e7@kmo-dossier.example>"
+PDF = b"%PDF-1.7 certificaat"
+
+
+def terms_mail(**changes) -> EmailMessage:
+    arguments = {
+        "key": KEY,
+        "mail_domain": "kmo-dossier.example",
+        "provider_id": "0412345614",
+        "provider_name": "Leerhuis Schelde BV",
+        "dossier_id": "0412345614-ls-2026-0141",
+        "to": ["an.peeters@bakkerij-peeters.example"],
+        "subject": "KMO-portefeuille: uw rechten en plichten, ter ondertekening",
+        "text": "Beste An Peeters,\n\nOnderteken de voorwaarden.\n",
+        "html": "<p>Beste An Peeters,</p><p>Onderteken de voorwaarden.</p>",
+        "date": datetime(2026, 12, 1, 9, 0, tzinfo=UTC),
+        "attachments": [
+            MailAttachment("certificaat An Peeters.pdf", PDF, "application/pdf")
+        ],
+    }
+    arguments.update(changes)
+    return compose(**arguments)
+
+
+def read(path: Path) -> EmailMessage:
+    message = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def test_addresses() -> None:
+    """Container and per-dossier reply addresses live under containers.<domain>."""
+    assert (
+        container_address("0412345614", "kmo-dossier.example")
+        == "0412345614@containers.kmo-dossier.example"
+    )
+    assert (
+        dossier_address("0412345614-ls-2026-0141", "kmo-dossier.example")
+        == "dossier+0412345614-ls-2026-0141@containers.kmo-dossier.example"
+    )
+
+
+def test_odd_characters_in_a_dossier_id_do_not_break_the_address() -> None:
+    """Slashes and spaces become dashes in the reply address."""
+    assert (
+        dossier_address("0712345036-CVA/26 031", "kmo-dossier.example")
+        == "dossier+0712345036-CVA-26-031@containers.kmo-dossier.example"
+    )
+
+
+def test_message_id_derives_from_the_key() -> None:
+    """The Message-ID is the first 32 hex of SHA-256(key) at the mail domain."""
+    assert message_id_for(KEY, "kmo-dossier.example") == MESSAGE_ID
+
+
+def test_outbox_file_is_a_parseable_mail(tmp_path: Path) -> None:
+    """The .eml has the headers, both bodies and the attachment, as composed."""
+    mailer = OutboxMailer(tmp_path / "outbox")
+
+    mailer.send(terms_mail())
+
+    files = list((tmp_path / "outbox").iterdir())
+    assert [f.name for f in files] == [
+        "0f0285d7ec7d8ae339235d9c1efe69e7_kmo-dossier.example.eml"
+    ]
+    message = read(files[0])
+    assert message["From"] == (
+        "Leerhuis Schelde BV <0412345614@containers.kmo-dossier.example>"
+    )
+    assert message["Reply-To"] == (
+        "dossier+0412345614-ls-2026-0141@containers.kmo-dossier.example"
+    )
+    assert message["To"] == "an.peeters@bakkerij-peeters.example"
+    assert message["Subject"] == (
+        "KMO-portefeuille: uw rechten en plichten, ter ondertekening"
+    )
+    assert message["Message-ID"] == MESSAGE_ID
+    assert message["Date"] == "Tue, 01 Dec 2026 09:00:00 +0000"
+    assert message["X-Dossier-Id"] == "0412345614-ls-2026-0141"
+
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    assert text.get_content().splitlines() == [
+        "Beste An Peeters,",
+        "",
+        "Onderteken de voorwaarden.",
+    ]
+    assert "<p>Onderteken de voorwaarden.</p>" in html.get_content()
+
+    attachments = list(message.iter_attachments())
+    assert [a.get_filename() for a in attachments] == ["certificaat An Peeters.pdf"]
+    assert attachments[0].get_content_type() == "application/pdf"
+    assert attachments[0].get_content() == PDF
+
+
+def test_sending_the_same_mail_twice_writes_one_file(tmp_path: Path) -> None:
+    """A retried send with the same Message-ID leaves the first file as it was."""
+    mailer = OutboxMailer(tmp_path / "outbox")
+    mailer.send(terms_mail())
+    path = next((tmp_path / "outbox").iterdir())
+    first = path.read_bytes()
+
+    mailer.send(terms_mail(subject="changed on retry"))
+
+    assert list((tmp_path / "outbox").iterdir()) == [path]
+    assert path.read_bytes() == first
+
+
+def test_composing_is_deterministic() -> None:
+    """The same key, date and content give byte-identical mails."""
+    assert as_bytes(terms_mail()) == as_bytes(terms_mail())
+
+
+def test_lines_end_in_crlf() -> None:
+    """The mail is serialised for SMTP: every line ends in CRLF."""
+    data = as_bytes(terms_mail())
+
+    assert b"\r\n" in data
+    assert b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_several_recipients() -> None:
+    """Every address of the list is a recipient."""
+    message = terms_mail(
+        to=["an.peeters@bakkerij-peeters.example", "boekhouding@peeters.example"]
+    )
+
+    assert message["To"] == (
+        "an.peeters@bakkerij-peeters.example, boekhouding@peeters.example"
+    )
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["an.peeters", "an@", "An <an@x.example>", "a@b.example, c@d.example", ""],
+)
+def test_invalid_addresses_are_refused(address: str) -> None:
+    """Anything but one plain address raises InvalidAddress."""
+    with pytest.raises(InvalidAddress):
+        terms_mail(to=[address])
+
+
+def test_header_injection_is_impossible() -> None:
+    """A newline in a subject does not add a header."""
+    with pytest.raises(ValueError):
+        terms_mail(subject="Hallo\r\nBcc: everyone@example.com")
