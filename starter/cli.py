@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
+import structlog
 import typer
 
 from adapters.settings import Settings
@@ -32,6 +33,11 @@ app = typer.Typer(
 EXIT_OK = 0
 EXIT_REFUSED = 1  # the invoice has errors, or the server refused the request
 EXIT_UNUSABLE = 2  # the file cannot be read, or the server cannot be reached
+
+
+class TemporalUnreachable(Exception):
+    """The worker cannot connect to the Temporal server."""
+
 
 DEFAULT_BASE_URL = Settings.model_fields["base_url"].default
 HTTP_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -432,15 +438,35 @@ def worker() -> None:
     """Run the worker alone (registers the workflow and activities)."""
     from adapters.logging import configure_logging
     from adapters.settings import get_settings
-    from worker import run_worker
 
     settings = get_settings()
     configure_logging(json=settings.log_json)
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop like Ctrl-C
     try:
-        asyncio.run(run_worker(settings))
-    except KeyboardInterrupt:
-        pass
+        asyncio.run(_run_worker_until_signal(settings))
+    except TemporalUnreachable as error:
+        _fail(str(error), EXIT_UNUSABLE)
+
+
+async def _run_worker_until_signal(settings) -> None:
+    """Poll until SIGINT or SIGTERM, then let running tasks finish and stop."""
+    from starter.client import connect
+    from worker import build_worker
+
+    try:
+        client = await connect(settings.temporal_address, settings.temporal_namespace)
+    except RuntimeError as error:  # the SDK's bridge reports refusals this way
+        raise TemporalUnreachable(
+            f"cannot reach Temporal at {settings.temporal_address}; "
+            "is `dossier dev` or the Temporal server running?"
+        ) from error
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for each in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(each, stop.set)
+    async with build_worker(client, settings):
+        structlog.get_logger().info("worker.started", task_queue=settings.task_queue)
+        await stop.wait()
+    structlog.get_logger().info("worker.stopped")
 
 
 @app.command()
