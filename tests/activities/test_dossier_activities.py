@@ -380,6 +380,24 @@ async def test_provider_mails_are_in_dutch(env, activities, settings) -> None:
     )
 
 
+async def test_a_french_client_gets_a_french_reminder(
+    env, activities, settings
+) -> None:
+    """The client's language picks the templates; a reminder says 'Rappel : '."""
+    dossier = training_dossier()
+    dossier.client.language = "fr"
+
+    await env.run(
+        activities.send_mail,
+        terms_mail(key=f"{WORKFLOW_ID}/terms/1", dossier=dossier, sequence=1),
+    )
+
+    [eml] = outbox_files(settings)
+    assert read_mail(eml)["Subject"] == (
+        "Rappel : Portefeuille PME : vos droits et obligations, à signer"
+    )
+
+
 # --- create_sign_links -----------------------------------------------------
 
 
