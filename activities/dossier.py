@@ -25,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-import weasyprint
+import weasyprint  # type: ignore[import-untyped]  # ships no type hints
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -233,7 +233,7 @@ class DossierActivities:
             existing = session.get(Message, mail.key)
             if existing is not None:
                 return existing
-            save_dossier(session, mail.dossier, activity.info().workflow_id)
+            save_dossier(session, mail.dossier, _workflow_id())
             message = Message(
                 key=mail.key,
                 message_id=message_id_for(mail.key, self._settings.mail_domain),
@@ -292,7 +292,7 @@ class DossierActivities:
         secret = self._settings.link_secret.get_secret_value()
         links: dict[str, str] = {}
         with self._sessions.begin() as session:
-            save_dossier(session, dossier, activity.info().workflow_id)
+            save_dossier(session, dossier, _workflow_id())
             for signer in signers:
                 link_id = sign_link_id(
                     dossier.dossier_id, request.document.value, signer
@@ -454,7 +454,7 @@ class DossierActivities:
             content_type="application/pdf",
         )
         with self._sessions.begin() as session:
-            save_dossier(session, dossier, activity.info().workflow_id)
+            save_dossier(session, dossier, _workflow_id())
             record_archived(
                 session,
                 item,
@@ -470,6 +470,15 @@ class DossierActivities:
     def _issued_on() -> date:
         """The day the activity was first scheduled, in Belgium: same on retries."""
         return activity.info().scheduled_time.astimezone(LOCAL_ZONE).date()
+
+
+def _workflow_id() -> str:
+    workflow_id = activity.info().workflow_id
+    if not workflow_id:
+        raise bad_input(
+            "dossier activities run only from a dossier workflow", "InvalidInput"
+        )
+    return workflow_id
 
 
 def _logger(dossier_id: str) -> Any:

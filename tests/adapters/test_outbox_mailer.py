@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ PDF = b"%PDF-1.7 certificaat"
 
 
 def terms_mail(**changes) -> EmailMessage:
-    arguments = {
+    arguments: dict[str, Any] = {
         "key": KEY,
         "mail_domain": "kmo-dossier.example",
         "provider_id": "0412345614",
