@@ -19,6 +19,7 @@ from adapters.records import make_engine, make_session_factory
 from adapters.settings import Settings, get_settings
 from starter.client import connect
 from workflows.dossier import DossierWorkflow
+from workflows.sandbox import RUNNER
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +44,7 @@ def build_worker(
         task_queue=settings.task_queue,
         workflows=[DossierWorkflow],
         activities=activities.all_activities(),
+        workflow_runner=RUNNER,
     )
 
 

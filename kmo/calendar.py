@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -22,13 +21,18 @@ def office_morning(day: date) -> datetime:
     return datetime.combine(day, OFFICE_OPENS, BRUSSELS)
 
 
-@lru_cache(maxsize=32)
-def _public_holidays(year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("BE", years=year)
+# Computed once at import, outside any workflow: the library loads translations
+# and locale data lazily, which a workflow sandbox does not allow.
+HOLIDAY_YEARS = range(2015, 2061)
+PUBLIC_HOLIDAYS: frozenset[date] = frozenset(
+    holidays.country_holidays("BE", years=HOLIDAY_YEARS).keys()
+)
 
 
 def is_working_day(day: date) -> bool:
-    return day.weekday() < 5 and day not in _public_holidays(day.year)
+    if day.year not in HOLIDAY_YEARS:
+        raise ValueError(f"no Belgian holiday table for {day.year}")
+    return day.weekday() < 5 and day not in PUBLIC_HOLIDAYS
 
 
 def next_working_day(day: date) -> date:

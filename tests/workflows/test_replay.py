@@ -1,0 +1,38 @@
+"""Recorded histories of finished dossiers replay on today's workflow code.
+
+A change to DossierWorkflow that would break dossiers already running fails
+here. Record new histories with `RECORD_HISTORIES=1 make test` (see README).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.worker import Replayer
+
+from starter.client import DATA_CONVERTER
+from workflows.dossier import DossierWorkflow
+from workflows.sandbox import RUNNER
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
+async def test_recorded_history_replays(path: Path):
+    """The history replays without a non-determinism error."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    replayer = Replayer(
+        workflows=[DossierWorkflow],
+        data_converter=DATA_CONVERTER,
+        workflow_runner=RUNNER,
+    )
+    await replayer.replay_workflow(history)
+
+
+def test_histories_of_both_kinds_are_kept():
+    """At least one training and one advice history are in the repository."""
+    names = [p.stem for p in HISTORIES]
+    assert any(n.startswith("training") for n in names)
+    assert any(n.startswith("advice") for n in names)
