@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
+from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from kmo.invoice import MAX_INVOICE_BYTES
@@ -151,4 +152,9 @@ async def _query_status(
             status=error.status.name,
         )
         return None, "the workflow did not answer; is a worker running?"
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as error:
+        log.warning(
+            "dossier.status_failed", dossier_id=dossier_id, error=type(error).__name__
+        )
+        return None, "the workflow could not give its status; see the Temporal UI"
     return status, None

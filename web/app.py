@@ -43,10 +43,8 @@ READY_TIMEOUT_SECONDS = 3.0
 class Services:
     """What the routes reach the outside world through."""
 
-    settings: Any
     client: Client
     session_factory: Any
-    archive: Any
     intake: IntakeService
 
 
@@ -91,7 +89,7 @@ async def _build_services(settings, client, session_factory, archive) -> Service
     if client is None:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
     intake = IntakeService(settings, client, session_factory, archive)
-    return Services(settings, client, session_factory, archive, intake)
+    return Services(client, session_factory, intake)
 
 
 def _add_health_routes(app: FastAPI) -> None:
