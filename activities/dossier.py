@@ -191,10 +191,12 @@ class DossierActivities:
             )
         except InvalidAddress as error:
             # Same type as a missing address: the workflow asks staff to fix it.
+            # The address itself stays out of the message, which gets logged.
             raise bad_input(
                 f"dossier {dossier.dossier_id} has no usable email address for the "
-                f"'{mail.template}' mail: {error}; correct it with the details "
-                "signal or on the staff page",
+                f"'{mail.template}' mail: an address is malformed; correct the "
+                "client's or participant's email with the details signal or on "
+                "the staff page",
                 "MissingRecipient",
             ) from error
 
@@ -224,7 +226,7 @@ class DossierActivities:
             row.sent_at = self._clock()
             row.subject = rendered.subject
             row.archive_key = item.key
-        logger.info("mail.sent", message_id=pending.message_id, archive_key=item.key)
+        logger.info("mail.sent", message_id=pending.message_id, sha256=item.sha256)
         return MailResult(message_id=pending.message_id, archive_key=item.key)
 
     def _pending_message(self, mail: MailInput, recipients: list[str]) -> Message:
@@ -463,7 +465,8 @@ class DossierActivities:
                 name=name,
                 content_type="application/pdf",
             )
-        _logger(dossier.dossier_id).info("certificate.rendered", archive_key=item.key)
+        # The key holds the participant's name, so the log gets the hash only.
+        _logger(dossier.dossier_id).info("certificate.rendered", sha256=item.sha256)
         return CertificateResult(archive_key=item.key, sha256=item.sha256)
 
     @staticmethod

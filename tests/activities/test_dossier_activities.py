@@ -18,6 +18,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+import structlog.testing
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from temporalio.exceptions import ApplicationError
@@ -295,13 +296,17 @@ async def test_missing_recipient_is_not_retried(
 
 
 async def test_malformed_recipient_is_not_retried(env, activities) -> None:
-    """A malformed address fails for good, as a missing one, naming the address."""
+    """A malformed address fails for good, as a missing one, without quoting it."""
     with pytest.raises(ApplicationError) as raised:
         await env.run(activities.send_mail, terms_mail(to=["an.peeters@"]))
 
     assert raised.value.non_retryable is True
     assert raised.value.type == "MissingRecipient"
-    assert "'an.peeters@' is not an email address" in raised.value.message
+    assert raised.value.message == (
+        "dossier 0412345614-ls-2026-0141 has no usable email address for the "
+        "'terms' mail: an address is malformed; correct the client's or "
+        "participant's email with the details signal or on the staff page"
+    )
 
 
 async def test_unknown_template_is_not_retried(env, activities) -> None:
@@ -664,3 +669,26 @@ def test_all_activities(activities) -> None:
         "close_dossier",
     ]
     assert all(inspect.iscoroutinefunction(a) for a in registered)
+
+
+# --- logging -------------------------------------------------------------
+
+
+async def test_logs_carry_ids_and_no_personal_data(env, activities) -> None:
+    """Mail and certificate events name the dossier, never an address or a person."""
+    with structlog.testing.capture_logs() as logs:
+        await env.run(activities.send_mail, terms_mail())
+        await env.run(
+            activities.render_certificate,
+            CertificateInput(training_dossier(), Participant("An Peeters")),
+        )
+
+    assert [entry["event"] for entry in logs] == ["mail.sent", "certificate.rendered"]
+    for entry in logs:
+        assert entry["dossier_id"] == "0412345614-ls-2026-0141"
+        assert entry["workflow_id"] == WORKFLOW_ID
+        text = repr(entry)
+        assert CLIENT_EMAIL not in text
+        assert "An Peeters" not in text
+        assert "An_Peeters" not in text
+        assert "/sign/" not in text
