@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -105,7 +106,7 @@ class DossierActivities:
         mailer: Mailer,
         *,
         clock: Callable[[], datetime] = utcnow,
-        templates_dir: Any = TEMPLATES_DIR,
+        templates_dir: Path = TEMPLATES_DIR,
     ) -> None:
         self._settings = settings
         self._sessions = session_factory
