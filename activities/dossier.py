@@ -39,7 +39,6 @@ from adapters.archive import (
     ArchiveError,
     ArchiveNotFound,
     name_from_key,
-    retention_until,
 )
 from adapters.links import sign_link_id, sign_token
 from adapters.mail import (
@@ -70,6 +69,7 @@ from adapters.templates import (
     render_mail,
 )
 from kmo.models import Kind
+from kmo.rules import retention_until
 from workflows.messages import (
     CertificateInput,
     CertificateResult,
@@ -438,7 +438,7 @@ class DossierActivities:
                 "provider": dossier.provider,
                 "client": dossier.client,
                 # TODO: the training's name once DossierInput carries it.
-                "training_name": getattr(dossier, "title", None),
+                "training_name": dossier.title or None,
                 "session_dates": dossier.session_dates,
                 "issued_on": self._issued_on(),
                 "retain_until": retain_until,

@@ -12,7 +12,6 @@ mode behind the same `Archive` interface.
 
 from __future__ import annotations
 
-import calendar
 import hashlib
 import json
 import re
@@ -24,7 +23,6 @@ from typing import Protocol
 
 from adapters.files import write_once
 
-RETENTION_YEARS = 10
 META_SUFFIX = ".meta.json"
 READ_ONLY = 0o444
 MAX_NAME_LENGTH = 120
@@ -76,17 +74,6 @@ class Archive(Protocol):
     def exists(self, key: str) -> bool: ...
 
     def stat(self, key: str) -> ArchivedItem: ...
-
-
-def retention_until(start: date) -> date:
-    """The last day to keep a dossier's documents: 10 years after its start date.
-
-    A start on 29 February is kept until 28 February ten years later.
-    """
-    year = start.year + RETENTION_YEARS
-    return date(
-        year, start.month, min(start.day, calendar.monthrange(year, start.month)[1])
-    )
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+@=-]+")

@@ -7,6 +7,7 @@ dossier of 2025 keeps the rules of 2025 when the table grows.
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -44,6 +45,19 @@ RULES: tuple[Rule, ...] = (
 )  # fmt: skip
 
 DEADLINE_NEAR = timedelta(days=3)
+RETENTION_YEARS = 10
+
+
+def retention_until(start: date) -> date:
+    """The last day to keep a dossier's documents: 10 years after its start date.
+
+    A start on 29 February is kept until 28 February ten years later.
+    """
+    year = start.year + RETENTION_YEARS
+    last_day = calendar.monthrange(year, start.month)[1]
+    return date(year, start.month, min(start.day, last_day))
+
+
 CYBER_WORDS = ("cyber", "informatiebeveiliging", "cybersécurité", "sécurité")
 
 

@@ -109,7 +109,8 @@ def inspect(
         _print_json(prepared_to_json(prepared))
     else:
         typer.echo(render_prepared(prepared))
-    raise typer.Exit(EXIT_OK if prepared.dossier is not None else EXIT_REFUSED)
+    usable = prepared.dossier is not None or prepared.cancels is not None
+    raise typer.Exit(EXIT_OK if usable else EXIT_REFUSED)
 
 
 def render_prepared(prepared) -> str:
@@ -122,6 +123,13 @@ def render_prepared(prepared) -> str:
     lines += _fee_lines(prepared.fee)
     if prepared.dossier is not None:
         lines.append(f"\nA dossier can start: {prepared.dossier.dossier_id}")
+    elif prepared.cancels is not None:
+        lines.append(
+            f"\nA credit note: uploaded, it cancels the dossier of invoice "
+            f"{invoice.billing_reference} ({prepared.cancels})"
+        )
+    elif invoice.document_type == "credit_note":
+        lines.append("\nA credit note that cancels nothing until the errors are fixed.")
     else:
         lines.append("\nNo dossier can start until the errors above are fixed.")
     return "\n".join(lines)

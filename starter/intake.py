@@ -16,7 +16,6 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
-from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -27,14 +26,14 @@ from temporalio.common import WorkflowIDConflictPolicy as ConflictPolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from adapters.records import Dossier
-from adapters.records import Provider as ProviderRow
+from adapters.archive import ArchivedItem
+from adapters.records import Dossier, record_archived, save_dossier
 from kmo import enterprise
 from kmo import invoice as ubl
 from kmo.calendar import local_date
 from kmo.models import DocumentType, Fee, Invoice, Kind, Problem, Severity, Warning
 from kmo.pricing import compute_fee
-from kmo.rules import intake_warnings
+from kmo.rules import intake_warnings, retention_until
 from starter.client import workflow_id
 from workflows import search
 from workflows.dossier import DossierWorkflow
@@ -44,7 +43,6 @@ from workflows.messages import Client as ClientInfo
 log = structlog.get_logger(__name__)
 
 PDF_MAGIC = b"%PDF-"
-RETENTION_YEARS = 10
 
 
 class IntakeError(Exception):
@@ -84,6 +82,7 @@ class Prepared:
     fee: Fee | None
     warnings: list[Warning]
     problems: list[Problem]
+    cancels: str | None = None  # a credit note: the dossier it cancels
 
     @property
     def can_start(self) -> bool:
@@ -110,7 +109,16 @@ def prepare(
     today = today or local_date(datetime.now(UTC))
     invoice = _read(data, filename, details)
     if invoice.document_type == DocumentType.CREDIT_NOTE:
-        return Prepared(invoice, None, None, [], invoice.errors)
+        if not invoice.supplier.enterprise_number:
+            invoice.problems.append(
+                Problem(
+                    code="credit_note_without_provider",
+                    field="supplier.enterprise_number",
+                    message=f"credit note {invoice.number} has no Belgian enterprise "
+                    "number for the provider, so it cannot name a dossier to cancel",
+                )
+            )
+        return Prepared(invoice, None, None, [], invoice.problems, _cancels(invoice))
     _apply_details(invoice, details)
     _check_provider(invoice, details)
     errors = invoice.errors
@@ -118,6 +126,13 @@ def prepare(
         return Prepared(invoice, None, None, [], invoice.problems)
     dossier = _dossier(invoice, details, today)
     return Prepared(invoice, dossier, dossier.fee, dossier.warnings, invoice.problems)
+
+
+def _cancels(note: Invoice) -> str | None:
+    supplier = note.supplier.enterprise_number
+    if not supplier or not note.billing_reference or note.errors:
+        return None
+    return dossier_id_for(enterprise.digits(supplier), note.billing_reference)
 
 
 def _read(data: bytes, filename: str, details: UploadDetails) -> Invoice:
@@ -215,6 +230,7 @@ def _dossier(invoice: Invoice, details: UploadDetails, today: date) -> DossierIn
         participants=participants,
         session_dates=sorted(details.session_dates),
         warnings=warnings,
+        title=invoice.lines[0].description if invoice.lines else "",
     )
 
 
@@ -248,6 +264,7 @@ def prepared_to_json(prepared: Prepared) -> dict[str, Any]:
         {
             "can_start": prepared.can_start,
             "dossier_id": prepared.dossier.dossier_id if prepared.dossier else None,
+            "cancels": prepared.cancels,
             "invoice": asdict(prepared.invoice),
             "fee": asdict(prepared.fee) if prepared.fee else None,
             "warnings": [asdict(w) for w in prepared.warnings],
@@ -291,11 +308,11 @@ class IntakeService:
             dossier.dossier_id,
             filename,
             data,
-            retain_until=_retention(dossier.start_date),
+            retain_until=retention_until(dossier.start_date),
             content_type=content_type,
         )
         dossier = replace(dossier, invoice_archive_key=stored.key)
-        created = self._record(dossier)
+        created = self._record(dossier, stored, filename)
         await self._start(dossier)
         log.info(
             "dossier.intake",
@@ -318,40 +335,20 @@ class IntakeService:
             dossier, provider=replace(dossier.provider, container_email=address)
         )
 
-    def _record(self, dossier: DossierInput) -> bool:
-        """Insert the provider and the dossier rows; False when they existed."""
+    def _record(self, dossier: DossierInput, invoice: ArchivedItem, name: str) -> bool:
+        """Record provider, dossier and archived invoice; False when known."""
         with self._sessions() as session, session.begin():
-            if session.get(ProviderRow, dossier.provider.provider_id) is None:
-                session.add(
-                    ProviderRow(
-                        provider_id=dossier.provider.provider_id,
-                        name=dossier.provider.name,
-                        dv_numbers=dossier.provider.dv_number,
-                        container_email=dossier.provider.container_email,
-                    )
-                )
-            found = session.scalar(
-                select(Dossier).where(Dossier.dossier_id == dossier.dossier_id)
+            created = session.get(Dossier, dossier.dossier_id) is None
+            save_dossier(session, dossier, workflow_id(dossier.dossier_id))
+            record_archived(
+                session,
+                invoice,
+                container=dossier.provider.provider_id,
+                dossier_id=dossier.dossier_id,
+                name=name,
+                content_type=invoice.content_type,
             )
-            if found is not None:
-                return False
-            session.add(
-                Dossier(
-                    dossier_id=dossier.dossier_id,
-                    workflow_id=workflow_id(dossier.dossier_id),
-                    provider_id=dossier.provider.provider_id,
-                    invoice_number=dossier.invoice_number,
-                    kind=dossier.kind.value,
-                    client_name=dossier.client.name,
-                    client_enterprise_number=dossier.client.enterprise_number,
-                    step="received",
-                    fee_excl_vat=dossier.fee.total_excl_vat,
-                    fee_vat=dossier.fee.vat,
-                    fee_incl_vat=dossier.fee.total_incl_vat,
-                    warnings=[asdict(w) for w in dossier.warnings],
-                )
-            )
-        return True
+        return created
 
     async def _start(self, dossier: DossierInput) -> None:
         attributes = TypedSearchAttributes.empty
@@ -383,10 +380,10 @@ class IntakeService:
         self, prepared: Prepared, data: bytes, filename: str
     ) -> IntakeResult:
         note = prepared.invoice
-        if prepared.problems or not note.billing_reference:
+        dossier_id = prepared.cancels
+        if dossier_id is None:
             raise IntakeError(_summary(note), prepared.problems, 422)
         provider_id = enterprise.digits(note.supplier.enterprise_number or "")
-        dossier_id = dossier_id_for(provider_id, note.billing_reference)
         handle = self._client.get_workflow_handle(workflow_id(dossier_id))
         try:
             await handle.signal(
@@ -409,18 +406,11 @@ class IntakeService:
             dossier_id,
             filename,
             data,
-            retain_until=_retention(note.issue_date or date.today()),
+            retain_until=retention_until(note.issue_date or date.today()),
             content_type="application/xml",
         )
         log.info("dossier.credit_note", dossier_id=dossier_id)
         return IntakeResult(dossier_id, handle.id, False, None, [], cancelled=True)
-
-
-def _retention(start: date) -> date:
-    try:
-        return start.replace(year=start.year + RETENTION_YEARS)
-    except ValueError:  # 29 February
-        return start.replace(year=start.year + RETENTION_YEARS, day=28)
 
 
 def _summary(invoice: Invoice) -> str:

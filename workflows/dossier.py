@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from kmo.calendar import local_date, next_working_day, office_morning
     from kmo.models import Kind
+    from kmo.rules import retention_until
     from workflows import search
     from workflows.messages import (
         ApplicationInput,
@@ -55,7 +56,6 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
 
-RETENTION_YEARS = 10
 ACTIVITY_TIMEOUT = timedelta(minutes=2)
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
@@ -228,7 +228,7 @@ class DossierWorkflow:
             )
             if self._is_skipped(Step.CERTIFICATE):
                 return
-        for participant in self._dossier.participants:
+        for number, participant in enumerate(self._dossier.participants, 1):
             certificate = await self._activity(
                 "render_certificate",
                 CertificateInput(self._dossier, participant),
@@ -239,6 +239,7 @@ class DossierWorkflow:
                 recipients.append(participant.email)
             await self._mail(
                 "certificate",
+                mail_id=f"certificate-{number}",
                 to=recipients,
                 attachments=[certificate.archive_key],
                 extra={"participant": participant.name},
@@ -270,9 +271,7 @@ class DossierWorkflow:
         elif outcome == Step.CANCELLED:
             await self._mail("cancelled", best_effort=True)
         fee = self._dossier.fee if outcome == Step.CLOSED else None
-        retention = self._dossier.start_date.replace(
-            year=self._dossier.start_date.year + RETENTION_YEARS
-        )
+        retention = retention_until(self._dossier.start_date)
         await self._activity(
             "close_dossier",
             CloseInput(self._dossier.dossier_id, outcome, fee, retention),
@@ -408,9 +407,15 @@ class DossierWorkflow:
         attachments: list[str] | None = None,
         extra: dict[str, str] | None = None,
         best_effort: bool = False,
+        mail_id: str | None = None,
     ) -> None:
-        """Send one mail; a missing address becomes a staff task, then a retry."""
-        sequence = self._sent.get(template, 0)
+        """Send one mail; what staff must fix becomes a task, then a retry.
+
+        `mail_id` tells apart mails of one template that are not reminders of
+        each other (a certificate per participant); it defaults to the template.
+        """
+        mail_id = mail_id or template
+        sequence = self._sent.get(mail_id, 0)
         while True:
             recipients = to or [
                 self._dossier.provider.container_email
@@ -418,7 +423,7 @@ class DossierWorkflow:
                 else self._client_email()
             ]
             mail = MailInput(
-                key=f"{workflow.info().workflow_id}/{template}/{sequence}",
+                key=f"{workflow.info().workflow_id}/{mail_id}/{sequence}",
                 dossier=self._dossier,
                 template=template,
                 to=[r for r in recipients if r],
@@ -432,23 +437,22 @@ class DossierWorkflow:
                 break
             except ActivityError as err:
                 cause = err.cause
-                if not (
-                    isinstance(cause, ApplicationError)
-                    and cause.type == "MissingRecipient"
-                ):
+                if not (isinstance(cause, ApplicationError) and cause.non_retryable):
                     raise
                 if best_effort:
-                    self._note("mail.not_sent", f"{template}: no address")
+                    self._note("mail.not_sent", f"{template}: {cause.type}")
                     return
-                await self._missing_address(template, cause.message)
-        self._sent[template] = sequence + 1
+                await self._needs_staff(cause.message)
+        self._sent[mail_id] = sequence + 1
         self._mails_sent += 1
         self._note("mail.sent", f"{template} #{sequence}")
 
-    async def _missing_address(self, template: str, message: str) -> None:
+    async def _needs_staff(self, message: str) -> None:
+        """A mail that cannot go out as it is: staff fixes the details or resends."""
         await self._open_task(self._step, message, kind="review")
         seen = self._details_version
-        await self._wait_for(lambda: self._details_version != seen)
+        await self._wait_for(lambda: self._details_version != seen, wake_on_resend=True)
+        self._resend = None
 
     async def _remind(self, chase: Chase) -> None:
         await self._mail(

@@ -93,6 +93,7 @@ class DossierInput:
     warnings: list[Warning] = field(default_factory=list)
     invoice_archive_key: str | None = None
     policy: FollowUpPolicy = field(default_factory=FollowUpPolicy)
+    title: str = ""  # the training or advice, as the invoice line names it
 
 
 # --- signals -------------------------------------------------------------

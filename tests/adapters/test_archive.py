@@ -17,9 +17,9 @@ from adapters.archive import (
     InvalidArchiveKey,
     LocalArchive,
     name_from_key,
-    retention_until,
     safe_name,
 )
+from kmo.rules import retention_until
 
 INVOICE = b"factuur LS-2026-0141"
 INVOICE_SHA256 = "37b7ef48a4f79d11aba0ab0da3dff2282bea5d24e39e11d59bd993da5d2496f0"
