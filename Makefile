@@ -10,6 +10,8 @@ DATA := .data
 PIDFILE := $(DATA)/dev.pid
 LOGFILE := $(DATA)/dev.log
 WEB_URL := http://localhost:8000
+# The demo provider (Leerhuis Schelde BV); intake records it from its first invoice.
+DEMO_PROVIDER := 0412345614
 DEMO_INVOICE := examples/invoices/training-open-1p.xml
 DEMO_PARTICIPANT := An Peeters <an.peeters@bakkerij-peeters.example>
 
@@ -34,7 +36,8 @@ run: setup
 	  setsid nohup $(DOSSIER) dev >>$(LOGFILE) 2>&1 </dev/null & echo $$! >$(PIDFILE); \
 	fi
 	@$(DOSSIER) ready --wait 120 || { tail -n 40 $(LOGFILE); exit 1; }
-	@$(DOSSIER) upload $(DEMO_INVOICE) --participant "$(DEMO_PARTICIPANT)"
+	@$(DOSSIER) upload $(DEMO_INVOICE) --provider $(DEMO_PROVIDER) \
+	  --participant "$(DEMO_PARTICIPANT)"
 	@echo
 	@echo "Where to look:"
 	@echo "  the workflow     the 'Temporal UI' link above (all: http://localhost:8233)"
