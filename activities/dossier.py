@@ -201,7 +201,9 @@ class DossierActivities:
                 "MissingRecipient",
             ) from error
 
-        self._mailer.send(message)
+        # Archive first: an archive outage then delays the mail instead of
+        # mailing twice. Only a failure between the send and the commit below
+        # can make a retry send again; the window is one local commit.
         data = as_bytes(message)
         name = f"{mail.template}-{mail.sequence}.eml"
         item = self._archive.put(
@@ -212,7 +214,6 @@ class DossierActivities:
             retain_until=retention_until(dossier.start_date),
             content_type="message/rfc822",
         )
-
         with self._sessions.begin() as session:
             record_archived(
                 session,
@@ -222,6 +223,10 @@ class DossierActivities:
                 name=name,
                 content_type="message/rfc822",
             )
+
+        self._mailer.send(message)
+
+        with self._sessions.begin() as session:
             row = session.get_one(Message, mail.key)
             row.status = SENT
             row.sent_at = self._clock()
