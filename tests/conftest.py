@@ -8,6 +8,7 @@ their own task queue and workflow ids.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -93,6 +94,26 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
+async def dossier_workflows_removed(dev_env, session_factory) -> AsyncIterator[None]:
+    """After the test, terminate every dossier workflow its database recorded.
+
+    Workflow ids come from the invoice, and the dev server lives for the whole
+    session: a workflow left running would answer the next test's upload.
+    """
+    yield
+    from sqlalchemy import select
+    from temporalio.service import RPCError
+
+    from adapters.records import Dossier
+
+    with session_factory() as session:
+        ids = session.scalars(select(Dossier.workflow_id)).all()
+    for workflow_id in ids:
+        with contextlib.suppress(RPCError):  # already closed
+            await dev_env.client.get_workflow_handle(workflow_id).terminate("test done")
+
+
+@pytest.fixture
 def task_queue() -> str:
     """A task queue of this test alone, so no other test's worker takes its tasks."""
     return f"test-{uuid.uuid4().hex[:12]}"
@@ -118,6 +139,14 @@ def session_factory(settings) -> Iterator:
     engine = make_engine(settings.database_url)
     yield make_session_factory(engine)
     engine.dispose()
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A loopback port nobody listens on (yet)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -112,7 +112,7 @@ def test_inspect_json_error_is_json(tmp_path: Path):
     )
 
 
-def test_upload_says_when_the_web_app_is_not_running(invoices: Path):
+def test_upload_says_when_the_web_app_is_not_running(invoices: Path, free_port: int):
     """upload against a port where nothing listens exits 2 and names `dossier dev`."""
     result = runner.invoke(
         app,
@@ -120,7 +120,7 @@ def test_upload_says_when_the_web_app_is_not_running(invoices: Path):
             "upload",
             str(invoices / "training-open-1p.xml"),
             "--url",
-            f"http://127.0.0.1:{_free_port()}",
+            f"http://127.0.0.1:{free_port}",
         ],
     )
 
@@ -136,11 +136,3 @@ def test_upload_rejects_a_field_without_equals_sign(invoices: Path):
 
     assert result.exit_code == 2
     assert "'number' is not a field; write it as key=value" in result.stderr
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

@@ -8,9 +8,7 @@ port, connecting to Temporal and the database by itself from its settings.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import email
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -20,8 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from sqlalchemy import select
-from temporalio.service import RPCError
 from typer.testing import CliRunner
 
 from activities.dossier import DossierActivities
@@ -48,7 +44,9 @@ def e2e_settings(settings, dev_env):
 
 
 @pytest.fixture
-async def worker(dev_env, e2e_settings, session_factory) -> AsyncIterator[None]:
+async def worker(
+    dev_env, e2e_settings, session_factory, dossier_workflows_removed
+) -> AsyncIterator[None]:
     """The real worker, in this process, on the test's own task queue."""
     activities = DossierActivities(
         settings=e2e_settings,
@@ -58,13 +56,12 @@ async def worker(dev_env, e2e_settings, session_factory) -> AsyncIterator[None]:
     )
     async with build_worker(dev_env.client, e2e_settings, activities):
         yield
-    await _terminate_started_workflows(dev_env.client, session_factory)
 
 
 @pytest.fixture
-def web_url(e2e_settings, session_factory) -> Iterator[str]:
+def web_url(e2e_settings, free_port: int) -> Iterator[str]:
     """The web app under uvicorn in a thread; it builds its own connections."""
-    port = _free_port()
+    port = free_port
     config = uvicorn.Config(
         create_app(e2e_settings), host="127.0.0.1", port=port, log_config=None
     )
@@ -123,14 +120,6 @@ async def test_cli_uploads_and_reads_status_through_the_running_app(
     assert "0412345614-ls-2026-0157" in listed.stdout
 
 
-async def _terminate_started_workflows(client, session_factory) -> None:
-    with session_factory() as session:
-        ids = session.scalars(select(Dossier.workflow_id)).all()
-    for workflow_id in ids:
-        with contextlib.suppress(RPCError):  # already closed
-            await client.get_workflow_handle(workflow_id).terminate("test done")
-
-
 async def _upload(http: httpx.AsyncClient, data: bytes) -> httpx.Response:
     return await http.post(
         "/api/dossiers",
@@ -155,12 +144,6 @@ async def _first_mail_to(address: str, outbox: Path) -> email.message.EmailMessa
 async def _cli(*args: str):
     """Run the CLI in a thread: it blocks, and the worker needs this event loop."""
     return await asyncio.to_thread(CliRunner().invoke, cli, list(args))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_until(check, seconds: float) -> None:

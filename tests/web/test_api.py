@@ -13,11 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
-from temporalio.service import RPCError
 
 from adapters.archive import LocalArchive
-from adapters.records import Dossier
 from kmo.invoice import MAX_INVOICE_BYTES
 from web.app import create_app
 
@@ -28,7 +25,9 @@ CLIENT_EMAIL = (
 
 
 @pytest.fixture
-async def api(dev_env, settings, session_factory) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    dev_env, settings, session_factory, dossier_workflows_removed
+) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run, called in-process through ASGI."""
     app = create_app(
         settings,
@@ -42,17 +41,6 @@ async def api(dev_env, settings, session_factory) -> AsyncIterator[httpx.AsyncCl
             transport=transport, base_url="http://testserver"
         ) as client:
             yield client
-    await _terminate_started_workflows(dev_env.client, session_factory)
-
-
-async def _terminate_started_workflows(client, session_factory) -> None:
-    with session_factory() as session:
-        ids = session.scalars(select(Dossier.workflow_id)).all()
-    for workflow_id in ids:
-        try:
-            await client.get_workflow_handle(workflow_id).terminate("test done")
-        except RPCError:
-            pass  # already closed
 
 
 def open_training(invoices: Path, number: str) -> bytes:
