@@ -259,22 +259,23 @@ async def test_retry_after_a_failed_send_mails_once(
     assert len(archived_files(settings)) == 1
 
 
-async def test_retry_after_a_failed_archive_write_mails_once(
+async def test_failed_archive_write_mails_nothing_and_the_retry_mails_once(
     env, make_activities, settings, session_factory
 ) -> None:
-    """Sent but not archived: the retry composes the same bytes, kept once."""
+    """Archive down: no mail leaves; the retry mails once and archives once."""
     activities = make_activities(archive=FlakyArchive(settings.archive_dir))
 
     with pytest.raises(OSError, match="No space left"):
         await env.run(activities.send_mail, terms_mail())
-    first_bytes = outbox_files(settings)[0].read_bytes()
+    assert outbox_files(settings) == []
 
     result = await env.run(activities.send_mail, terms_mail())
 
     [eml] = outbox_files(settings)
-    assert eml.read_bytes() == first_bytes
     assert len(archived_files(settings)) == 1
-    assert LocalArchive(settings.archive_dir).get(result.archive_key) == first_bytes
+    assert (
+        LocalArchive(settings.archive_dir).get(result.archive_key) == eml.read_bytes()
+    )
 
 
 @pytest.mark.parametrize("to", [[], [""], ["  "]])
