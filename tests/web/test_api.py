@@ -159,6 +159,14 @@ async def test_upload_larger_than_the_limit_answers_413(api):
     assert response.json()["error"] == "the invoice is too large; the limit is 5 MB"
 
 
+async def test_body_far_over_the_limit_is_refused_before_parsing(api):
+    """A 6 MB body is cut off by the body limit: 413 with the same message."""
+    response = await upload(api, b"<" + b" " * (6 * 1024 * 1024))
+
+    assert response.status_code == 413
+    assert response.json()["error"] == "the invoice is too large; the limit is 5 MB"
+
+
 async def test_upload_without_file_answers_422(api):
     """A form without the invoice field says which field is missing."""
     response = await api.post("/api/dossiers", data={"language": "nl"})
