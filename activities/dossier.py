@@ -202,8 +202,9 @@ class DossierActivities:
             ) from error
 
         # Archive first: an archive outage then delays the mail instead of
-        # mailing twice. Only a failure between the send and the commit below
-        # can make a retry send again; the window is one local commit.
+        # mailing twice. A worker dying between the send and the commit below
+        # is caught by asking the mailer whether it took this Message-ID; a
+        # backend that cannot tell may send again, with the same Message-ID.
         data = as_bytes(message)
         name = f"{mail.template}-{mail.sequence}.eml"
         item = self._archive.put(
@@ -224,7 +225,10 @@ class DossierActivities:
                 content_type="message/rfc822",
             )
 
-        self._mailer.send(message)
+        if self._mailer.already_accepted(message):
+            logger.info("mail.accepted_before", message_id=pending.message_id)
+        else:
+            self._mailer.send(message)
 
         with self._sessions.begin() as session:
             row = session.get_one(Message, mail.key)

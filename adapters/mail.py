@@ -43,6 +43,14 @@ class MailAttachment:
 class Mailer(Protocol):
     def send(self, message: EmailMessage) -> None: ...
 
+    def already_accepted(self, message: EmailMessage) -> bool:
+        """True when the backend provably took this Message-ID before.
+
+        Asked before a retried send, so that a worker that died between the
+        send and its record does not mail twice where the backend can tell.
+        """
+        ...
+
 
 def container_address(provider_id: str, mail_domain: str) -> str:
     """A provider container's address: `<provider_id>@containers.<mail_domain>`."""
@@ -119,6 +127,9 @@ class OutboxMailer:
 
     def __init__(self, outbox_dir: Path | str) -> None:
         self.outbox_dir = Path(outbox_dir)
+
+    def already_accepted(self, message: EmailMessage) -> bool:
+        return self.path_for(message).exists()
 
     def send(self, message: EmailMessage) -> None:
         path = self.path_for(message)

@@ -1,0 +1,212 @@
+"""Nothing lost, nothing mailed twice, when parts of the service fail.
+
+The real dev server, a real worker process (tests/e2e/fault_worker.py) that a
+test kills with SIGKILL, real SQLite, archive and outbox. The worker counts
+every mail that reaches its mailer in `sent.log`, the stand-in for the mail
+provider's own log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, contextmanager
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from adapters.archive import LocalArchive
+from adapters.records import ArchiveItem, Message
+from starter.intake import IntakeService, UploadDetails
+from workflows.dossier import DossierWorkflow
+from workflows.messages import (
+    ApplicationInput,
+    DepositInput,
+    DetailsInput,
+    Document,
+    Participant,
+    PaymentInput,
+    SignatureInput,
+    Step,
+)
+
+pytestmark = pytest.mark.e2e
+
+WORKER_SCRIPT = Path(__file__).with_name("fault_worker.py")
+PROJECT = WORKER_SCRIPT.parents[2]
+PARTICIPANT = Participant("An Peeters", "an.peeters@bakkerij-peeters.example")
+# onboarding, application, terms, deposit, attendance, satisfaction, certificate
+MAILS_OF_A_PAID_TRAINING = 7
+
+
+@pytest.fixture
+def fault_settings(settings, dev_env):
+    address = dev_env.client.service_client.config.target_host
+    return settings.model_copy(update={"temporal_address": address})
+
+
+@asynccontextmanager
+async def worker_process(settings) -> AsyncIterator[Callable[[], None]]:
+    """Run the worker in its own process; yields a function that SIGKILLs it."""
+    env = {
+        **os.environ,
+        "DOSSIER_DATA_DIR": str(settings.data_dir),
+        "DOSSIER_DATABASE_URL": settings.database_url,
+        "DOSSIER_TEMPORAL_ADDRESS": settings.temporal_address,
+        "DOSSIER_TASK_QUEUE": settings.task_queue,
+        "DOSSIER_LINK_SECRET": settings.link_secret.get_secret_value(),
+    }
+    process = subprocess.Popen(  # noqa: S603 - our own script, no shell
+        [sys.executable, str(WORKER_SCRIPT)],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        line = await asyncio.to_thread(process.stdout.readline)
+        assert b"fault-worker ready" in line, "the worker did not start"
+        yield lambda: process.send_signal(signal.SIGKILL)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+        await asyncio.to_thread(process.wait, 30)
+
+
+async def start_paid_training(
+    settings, client, session_factory, invoice_number: str
+) -> str:
+    """Upload the open training and send every answer ahead of its step."""
+    data = (PROJECT / "examples" / "invoices" / "training-open-1p.xml").read_bytes()
+    data = data.replace(b"LS-2026-0141", invoice_number.encode())
+    intake = IntakeService(
+        settings, client, session_factory, LocalArchive(settings.archive_dir)
+    )
+    result = await intake.submit(
+        data,
+        "training-open-1p.xml",
+        "application/xml",
+        UploadDetails(participants=[PARTICIPANT]),
+    )
+    handle = client.get_workflow_handle(result.workflow_id)
+    yesterday = date.today() - timedelta(days=1)
+    for name, arg in [
+        ("update_details", DetailsInput(session_dates=[yesterday])),
+        ("record_application", ApplicationInput("KMO-FAULT-1")),
+        ("record_signature", SignatureInput(Document.TERMS, "An Peeters")),
+        ("record_deposit", DepositInput()),
+        ("record_payment", PaymentInput()),
+        (
+            "record_signature",
+            SignatureInput(
+                Document.ATTENDANCE, "An Peeters", "An Peeters", day=yesterday
+            ),
+        ),
+        ("record_signature", SignatureInput(Document.SATISFACTION, "An Peeters")),
+    ]:
+        await handle.signal(name, arg)
+    return result.workflow_id
+
+
+def unique_invoice_number() -> str:
+    """The dev server outlives a test: each test has its own dossier."""
+    return f"f-{uuid.uuid4().hex[:10]}"
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float = 60) -> None:
+    for _ in range(int(seconds * 10)):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached in time")
+
+
+def sent_log(settings) -> list[str]:
+    log = Path(settings.data_dir) / "sent.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def assert_each_mail_once(settings, session_factory, expected: int) -> None:
+    """Every recorded mail was sent once, archived once, and nothing else went."""
+    sends = Counter(sent_log(settings))
+    with session_factory() as session:
+        messages = session.scalars(select(Message)).all()
+        items = session.scalars(
+            select(ArchiveItem).where(ArchiveItem.content_type == "message/rfc822")
+        ).all()
+    archive = LocalArchive(settings.archive_dir)
+
+    assert len(messages) == expected
+    assert {m.status for m in messages} == {"sent"}
+    assert sends == Counter({m.message_id: 1 for m in messages})
+    assert sorted(i.key for i in items) == sorted(m.archive_key for m in messages)
+    for item in items:
+        assert archive.stat(item.key).sha256 == item.sha256
+
+
+async def test_worker_killed_mid_dossier_loses_and_doubles_nothing(
+    fault_settings, dev_env, session_factory
+):
+    """SIGKILL after the first mail; a new worker finishes with each mail once."""
+    settings = fault_settings
+    async with worker_process(settings) as kill:
+        workflow_id = await start_paid_training(
+            settings, dev_env.client, session_factory, unique_invoice_number()
+        )
+        await wait_for(lambda: len(sent_log(settings)) >= 1)
+        kill()
+
+    async with worker_process(settings):
+        handle = dev_env.client.get_workflow_handle_for(
+            DossierWorkflow.run, workflow_id
+        )
+        result = await asyncio.wait_for(handle.result(), timeout=120)
+
+    assert result.outcome == Step.CLOSED
+    assert_each_mail_once(settings, session_factory, MAILS_OF_A_PAID_TRAINING)
+
+
+@contextmanager
+def unavailable(folder: Path):
+    """Put a plain file where the folder was, so every write there fails."""
+    folder.mkdir(parents=True, exist_ok=True)
+    hidden = folder.with_name(folder.name + ".away")
+    folder.rename(hidden)
+    folder.write_bytes(b"")
+    try:
+        yield
+    finally:
+        folder.unlink()
+        hidden.rename(folder)
+
+
+async def test_archive_and_outbox_down_for_a_while_delay_but_lose_nothing(
+    fault_settings, dev_env, session_factory
+):
+    """Writes fail for a few seconds; retries then deliver every mail once."""
+    settings = fault_settings
+    number = unique_invoice_number()
+    dossier_folder = Path(settings.archive_dir) / "0412345614" / f"0412345614-{number}"
+    async with worker_process(settings):
+        with unavailable(Path(settings.outbox_dir)):
+            workflow_id = await start_paid_training(
+                settings, dev_env.client, session_factory, number
+            )
+            with unavailable(dossier_folder):
+                await asyncio.sleep(5)
+                assert sent_log(settings) == []
+        handle = dev_env.client.get_workflow_handle_for(
+            DossierWorkflow.run, workflow_id
+        )
+        result = await asyncio.wait_for(handle.result(), timeout=180)
+
+    assert result.outcome == Step.CLOSED
+    assert_each_mail_once(settings, session_factory, MAILS_OF_A_PAID_TRAINING)
