@@ -446,7 +446,6 @@ class DossierActivities:
                 "participant": participant,
                 "provider": dossier.provider,
                 "client": dossier.client,
-                # TODO: the training's name once DossierInput carries it.
                 "training_name": dossier.title or None,
                 "session_dates": dossier.session_dates,
                 "issued_on": self._issued_on(),
