@@ -8,6 +8,8 @@ dossier of 2025 keeps the rules of 2025 when the table grows.
 from __future__ import annotations
 
 import calendar
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -42,6 +44,35 @@ RULES: tuple[Rule, ...] = (
          "advice may not be invoiced before it is delivered"),
     Rule("related_parties", date(2016, 4, 1), True,
          "the provider must refuse an application of a related company"),
+    Rule("subsidy_rate", date(2019, 12, 1),
+         {"small": Decimal("0.30"), "medium": Decimal("0.20")},
+         "subsidy: small enterprise 30 %, medium 20 % of the project excl. VAT"),
+    Rule("subsidy_rate_cybersecurity", date(2021, 9, 13),
+         {"small": Decimal("0.45"), "medium": Decimal("0.35")},
+         "cybersecurity training and advice: small 45 %, medium 35 %"),
+    Rule("subsidy_rate_energy", date(2024, 1, 1),
+         {"small": Decimal("0.45"), "medium": Decimal("0.35")},
+         "energy-efficiency training: small 45 %, medium 35 %"),
+    Rule("excluded_topics", date(2020, 7, 1), (
+            "mindfulness", "nlp", "neurolinguïstisch*", "mbti",
+            "insights discovery", "shiatsu", "reflexolog*", "astrolog*", "hypno*",
+            "exam", "exams", "examen*", "rijbewijs*", "permis de conduire",
+            "driving licen*", "vliegbrevet*", "pilotenbrevet*", "pilot licen*",
+            "brevet de pilote", "teambuilding*", "team building", "networking",
+            "netwerkevent*", "netwerkavond*", "réseautage", "studiereis*",
+            "study trip*", "voyage d'étude*", "abonnement*", "subscription*",
+        ),
+         "excluded topics (mindfulness, NLP, MBTI, Insights Discovery, shiatsu, "
+         "reflexology, astrology, hypnosis, exams, driving and pilot licences, "
+         "teambuilding, networking, study trips, subscriptions)"),
+    Rule("catering_max_per_person_day", date(2016, 4, 1), Decimal("25"),
+         "catering at most EUR 25 per person per day; separate items not eligible"),
+    Rule("themes", date(2023, 1, 1), (
+            "bedrijfsstrategie", "beroepsspecifieke competenties", "digitalisering",
+            "duurzaamheid", "financiële geletterdheid", "innovatie",
+            "internationalisering", "personeelsmanagement",
+        ),
+         "from 2023 a training or advice belongs to one of eight themes"),
 )  # fmt: skip
 
 DEADLINE_NEAR = timedelta(days=3)
@@ -81,6 +112,7 @@ def intake_warnings(invoice: Invoice, kind: Kind, today: date) -> list[Warning]:
         _advice_before_delivery(invoice, kind),
         _advice_scope(invoice, kind, start),
         _below_minimum(invoice, kind, start),
+        _excluded_topic(invoice, start),
         _same_company(invoice, start),
         _dv_kind(invoice, kind),
     )
@@ -120,6 +152,74 @@ def _advice_before_delivery(invoice: Invoice, kind: Kind) -> Warning | None:
             rule,
         )
     return None
+
+
+def invoice_text(invoice: Invoice) -> str:
+    """The invoice's free text: its notes, line descriptions and line notes."""
+    parts = list(invoice.notes)
+    for line in invoice.lines:
+        parts.append(line.description)
+        parts.extend(line.notes)
+    return " ".join(parts)
+
+
+def excluded_word(text: str, day: date) -> str | None:
+    """The first word of `text` naming a topic excluded on `day`, else None.
+
+    An entry ending in `*` matches words that start with it ("hypno*" finds
+    "hypnotherapie"); any other entry matches whole words only, so "exam"
+    does not find "example".
+    """
+    rule = rule_on("excluded_topics", day)
+    if rule is None:
+        return None
+    found = [m for m in (word_pattern(e).search(text) for e in rule.value) if m]
+    if not found:
+        return None
+    return min(found, key=lambda match: match.start()).group(0)
+
+
+def word_pattern(entry: str) -> re.Pattern[str]:
+    """A case-blind pattern for `entry`: a whole word, or a word start with `*`."""
+    stem = re.escape(entry.removesuffix("*"))
+    tail = r"\w*" if entry.endswith("*") else r"(?!\w)"
+    return re.compile(rf"(?<!\w){stem}{tail}", re.IGNORECASE)
+
+
+def _excluded_topic(invoice: Invoice, start: date) -> Warning | None:
+    rule = rule_on("excluded_topics", start)
+    word = excluded_word(invoice_text(invoice), start)
+    if rule is None or word is None:
+        return None
+    return _warn(
+        "excluded_topic",
+        f"the invoice mentions '{word}', a topic the KMO-portefeuille does not "
+        "subsidise",
+        rule,
+    )
+
+
+def annual_cap_warning(
+    subsidies: Iterable[tuple[int, Decimal]], year: int
+) -> Warning | None:
+    """Warn when a client's expected subsidies of `year` exceed the annual cap.
+
+    `subsidies` holds (calendar year, expected subsidy) per dossier of the
+    client, the new dossier included; other years are ignored.
+    """
+    rule = rule_on("annual_cap", date(year, 12, 31))
+    if rule is None:
+        return None
+    this_year = [amount for each_year, amount in subsidies if each_year == year]
+    total = sum(this_year, Decimal("0"))
+    if total <= rule.value:
+        return None
+    return _warn(
+        "annual_cap_exceeded",
+        f"the client's expected subsidy for {year} is EUR {total:,.2f}, over the "
+        f"cap of EUR {rule.value:,.0f} per calendar year: the excess is not paid",
+        rule,
+    )
 
 
 def _advice_scope(invoice: Invoice, kind: Kind, start: date) -> Warning | None:

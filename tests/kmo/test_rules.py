@@ -1,10 +1,11 @@
 """Dated programme rules and the warnings they give at intake."""
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
 from kmo.models import DocumentType, Invoice, InvoiceLine, Kind, Party
-from kmo.rules import intake_warnings, rule_on
+from kmo.rules import annual_cap_warning, excluded_word, intake_warnings, rule_on
 
 
 def invoice(**fields) -> Invoice:
@@ -101,3 +102,106 @@ def test_below_minimum_same_company_and_wrong_dv_kind():
     warnings = intake_warnings(broken, Kind.TRAINING, date(2026, 3, 1))
     assert codes(warnings) == ["below_minimum", "same_company", "dv_number_wrong_kind"]
     assert "EUR 100" in warnings[0].rule
+
+
+def test_subsidy_rates_hold_from_1_december_2019():
+    """No general rate on 30 Nov 2019; 30 % small and 20 % medium from 1 Dec."""
+    assert rule_on("subsidy_rate", date(2019, 11, 30)) is None
+    assert rule_on("subsidy_rate", date(2019, 12, 1)).value == {
+        "small": Decimal("0.30"),
+        "medium": Decimal("0.20"),
+    }
+
+
+def test_cybersecurity_rate_holds_from_13_september_2021():
+    """The 45 % / 35 % cybersecurity rate is absent on 12 Sep 2021, in force on 13."""
+    assert rule_on("subsidy_rate_cybersecurity", date(2021, 9, 12)) is None
+    assert rule_on("subsidy_rate_cybersecurity", date(2021, 9, 13)).value == {
+        "small": Decimal("0.45"),
+        "medium": Decimal("0.35"),
+    }
+
+
+def test_energy_rate_holds_from_2024():
+    """The energy-efficiency rate is absent on 31 Dec 2023, in force on 1 Jan 2024."""
+    assert rule_on("subsidy_rate_energy", date(2023, 12, 31)) is None
+    assert rule_on("subsidy_rate_energy", date(2024, 1, 1)).value["small"] == Decimal(
+        "0.45"
+    )
+
+
+def test_themes_hold_from_2023_and_catering_is_25_a_day():
+    """Eight themes from 1 Jan 2023 (none the day before); catering max EUR 25."""
+    assert rule_on("themes", date(2022, 12, 31)) is None
+    assert len(rule_on("themes", date(2023, 1, 1)).value) == 8
+    assert "digitalisering" in rule_on("themes", date(2023, 1, 1)).value
+    assert rule_on("catering_max_per_person_day", date(2026, 1, 1)).value == Decimal(
+        "25"
+    )
+
+
+def test_excluded_topics_hold_from_1_july_2020():
+    """A teambuilding warns from 1 Jul 2020 and not on 30 Jun 2020."""
+    teambuilding = invoice(lines=[InvoiceLine("1", "Teambuilding op de Schelde")])
+    day_before = replace(
+        teambuilding, period_start=date(2020, 6, 30), period_end=date(2020, 6, 30)
+    )
+    on_day = replace(
+        teambuilding, period_start=date(2020, 7, 1), period_end=date(2020, 7, 1)
+    )
+
+    assert "excluded_topic" not in codes(
+        intake_warnings(day_before, Kind.TRAINING, date(2020, 6, 20))
+    )
+    assert "excluded_topic" in codes(
+        intake_warnings(on_day, Kind.TRAINING, date(2020, 6, 20))
+    )
+
+
+def test_excluded_topic_warning_names_the_matched_word():
+    """A line note on hypnotherapy warns with the word as the invoice writes it."""
+    hypnosis = invoice(
+        lines=[InvoiceLine("1", "Opleiding", notes=["Module Hypnotherapie"])]
+    )
+
+    warnings = intake_warnings(hypnosis, Kind.TRAINING, date(2026, 3, 1))
+
+    assert codes(warnings) == ["excluded_topic"]
+    assert "'Hypnotherapie'" in warnings[0].message
+    assert "since 2020-07-01" in warnings[0].rule
+
+
+def test_excluded_words_match_whole_words_or_word_starts():
+    """'exam' is not found in 'example'; 'examen*' finds 'examencoaching'."""
+    day = date(2026, 3, 1)
+
+    assert excluded_word("see example.com for the programme", day) is None
+    assert excluded_word("Examencoaching VCA", day) == "Examencoaching"
+    assert excluded_word("Workshop NLP en coaching", day) == "NLP"
+    assert excluded_word("Opleiding Excel voor gevorderden", day) is None
+
+
+def test_cap_is_exceeded_by_the_sum_of_one_clients_dossiers_in_a_year():
+    """3,060 + 4,350 stays under 7,500; a third dossier of 118.50 goes over."""
+    two = [(2026, Decimal("3060.00")), (2026, Decimal("4350.00"))]
+    three = [*two, (2026, Decimal("118.50"))]
+
+    assert annual_cap_warning(two, 2026) is None
+    warning = annual_cap_warning(three, 2026)
+    assert warning.code == "annual_cap_exceeded"
+    assert "EUR 7,528.50" in warning.message
+    assert "since 2020-01-01" in warning.rule
+
+
+def test_cap_counts_only_the_dossiers_of_that_calendar_year():
+    """Subsidies of 2025 do not count towards the cap of 2026."""
+    subsidies = [(2025, Decimal("7000.00")), (2026, Decimal("600.00"))]
+
+    assert annual_cap_warning(subsidies, 2026) is None
+    assert annual_cap_warning([(2026, Decimal("7500.00"))], 2026) is None
+    assert annual_cap_warning([(2026, Decimal("7500.01"))], 2026) is not None
+
+
+def test_cap_does_not_apply_before_2020():
+    """In 2019 there was no annual cap to exceed."""
+    assert annual_cap_warning([(2019, Decimal("9000.00"))], 2019) is None
