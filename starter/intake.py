@@ -16,6 +16,9 @@ from decimal import Decimal
 from typing import Any
 
 import structlog
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -27,17 +30,30 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from adapters.archive import ArchivedItem
-from adapters.records import Dossier, record_archived, save_dossier
+from adapters.records import ArchiveItem, Dossier, record_archived, save_dossier
 from kmo import enterprise
 from kmo import invoice as ubl
 from kmo.calendar import local_date
 from kmo.models import DocumentType, Fee, Invoice, Kind, Problem, Severity, Warning
 from kmo.pricing import compute_fee
-from kmo.rules import intake_warnings, retention_until
+from kmo.rules import (
+    annual_cap_warning,
+    intake_warnings,
+    invoice_text,
+    retention_until,
+)
+from kmo.subsidy import expected_subsidy, theme_of
 from starter.client import workflow_id
 from workflows import search
 from workflows.dossier import DossierWorkflow
-from workflows.messages import CancelInput, DossierInput, Participant, Provider
+from workflows.messages import (
+    CancelInput,
+    DossierInput,
+    FollowUpPolicy,
+    Participant,
+    Provider,
+    Step,
+)
 from workflows.messages import Client as ClientInfo
 
 log = structlog.get_logger(__name__)
@@ -231,6 +247,7 @@ def _dossier(invoice: Invoice, details: UploadDetails, today: date) -> DossierIn
         session_dates=sorted(details.session_dates),
         warnings=warnings,
         title=invoice.lines[0].description if invoice.lines else "",
+        theme=theme_of(kind, invoice_text(invoice)),
     )
 
 
@@ -276,6 +293,82 @@ def prepared_to_json(prepared: Prepared) -> dict[str, Any]:
 # --- archive, records, workflow ----------------------------------------------
 
 
+class FollowUpDefaults(BaseSettings):
+    """Staff's reminder cadences for new dossiers, from `DOSSIER_FOLLOW_UP_*`.
+
+    A running dossier keeps the policy it started with; staff change one
+    dossier's cadences with the details signal (`policy`).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DOSSIER_FOLLOW_UP_", extra="ignore")
+
+    reminder_every_days: int = Field(7, gt=0)
+    reminders_before_call: int = Field(2, gt=0)
+    signature_reminder_every_days: int = Field(5, gt=0)
+    deposit_reminder_every_days: int | None = Field(None, gt=0)
+    payment_order_reminder_every_days: int | None = Field(None, gt=0)
+    payment_order_days: int = Field(14, gt=0)
+
+    def policy(self) -> FollowUpPolicy:
+        return FollowUpPolicy(**self.model_dump())
+
+
+def client_subsidies(
+    session: Any, archive: Any, client_enterprise_number: str, *, leave_out: str
+) -> list[tuple[int, Decimal]]:
+    """(start year, expected subsidy) of the client's other live dossiers.
+
+    Read from each dossier's archived UBL invoice, a small enterprise assumed;
+    cancelled and lapsed dossiers get no subsidy, and PDF invoices (whose
+    fields are not kept) are left out.
+    """
+    rows = session.scalars(
+        select(Dossier).where(
+            Dossier.client_enterprise_number == client_enterprise_number,
+            Dossier.dossier_id != leave_out,
+        )
+    ).all()
+    found: list[tuple[int, Decimal]] = []
+    for row in rows:
+        if row.outcome in (Step.CANCELLED.value, Step.LAPSED.value):
+            continue
+        other = _archived_dossier(session, archive, row.dossier_id)
+        if other is None:
+            continue
+        subsidy = _expected_subsidy(other)
+        if subsidy is not None:
+            found.append((other.start_date.year, subsidy))
+    return found
+
+
+def _archived_dossier(
+    session: Any, archive: Any, dossier_id: str
+) -> DossierInput | None:
+    items = session.scalars(
+        select(ArchiveItem)
+        .where(ArchiveItem.dossier_id == dossier_id)
+        .order_by(ArchiveItem.created_at)
+    ).all()
+    for item in items:
+        if "xml" not in item.content_type and not item.name.endswith(".xml"):
+            continue
+        prepared = prepare(archive.get(item.key), item.name, UploadDetails())
+        if prepared.dossier is not None:
+            return prepared.dossier
+    return None
+
+
+def _expected_subsidy(dossier: DossierInput) -> Decimal | None:
+    subsidy = expected_subsidy(
+        dossier.kind,
+        dossier.project_amount_excl_vat,
+        dossier.start_date,
+        company_size=dossier.company_size,
+        theme=dossier.theme or theme_of(dossier.kind, dossier.title),
+    )
+    return subsidy.subsidy if subsidy else None
+
+
 class IntakeService:
     def __init__(
         self,
@@ -285,12 +378,14 @@ class IntakeService:
         archive: Any,
         *,
         search_attributes: bool = True,
+        policy: FollowUpPolicy | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
         self._sessions = session_factory
         self._archive = archive
         self._search_attributes = search_attributes
+        self._policy = policy or FollowUpDefaults().policy()
 
     async def submit(
         self, data: bytes, filename: str, content_type: str, details: UploadDetails
@@ -303,6 +398,10 @@ class IntakeService:
             raise IntakeError(_summary(invoice), prepared.problems, 422)
 
         dossier = self._with_container(prepared.dossier)
+        dossier = replace(dossier, policy=self._policy)
+        cap = self._annual_cap_warning(dossier)
+        if cap is not None:
+            dossier = replace(dossier, warnings=[*dossier.warnings, cap])
         stored = self._archive.put(
             dossier.provider.provider_id,
             dossier.dossier_id,
@@ -327,6 +426,21 @@ class IntakeService:
             dossier.fee,
             dossier.warnings,
         )
+
+    def _annual_cap_warning(self, dossier: DossierInput) -> Warning | None:
+        """Warn when this dossier takes the client's yearly subsidy over the cap."""
+        this = _expected_subsidy(dossier)
+        if this is None or not dossier.client.enterprise_number:
+            return None
+        with self._sessions() as session:
+            others = client_subsidies(
+                session,
+                self._archive,
+                dossier.client.enterprise_number,
+                leave_out=dossier.dossier_id,
+            )
+        year = dossier.start_date.year
+        return annual_cap_warning([*others, (year, this)], year)
 
     def _with_container(self, dossier: DossierInput) -> DossierInput:
         domain = getattr(self._settings, "mail_domain", "kmo-dossier.example")

@@ -12,7 +12,6 @@ Activities are called by name so that this module imports no I/O.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -25,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from kmo.calendar import local_date, next_working_day, office_morning
     from kmo.models import Kind
     from kmo.rules import retention_until
+    from kmo.subsidy import Subsidy, expected_subsidy, theme_of
     from workflows import search
     from workflows.messages import (
         ApplicationInput,
@@ -56,7 +56,7 @@ with workflow.unsafe.imports_passed_through():
         TimelineEntry,
     )
 
-ACTIVITY_TIMEOUT = timedelta(minutes=2)
+ACTIVITY_TIMEOUT = timedelta(seconds=30)  # a dead worker is noticed this soon
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2),
     maximum_interval=timedelta(minutes=10),
@@ -64,6 +64,9 @@ RETRY = RetryPolicy(
 )
 CALL_BEFORE_DEADLINE = timedelta(days=3)
 CLIENT = "client"
+# Dossiers started before this patch keep their recorded commands: no final
+# date, no closing of call tasks when a wait ends, no syncing of logged calls.
+FOLLOW_UP_PATCH = "follow-up-2026-12"
 
 
 class DossierStopped(Exception):
@@ -77,7 +80,11 @@ class DossierStopped(Exception):
 
 @dataclass
 class Chase:
-    """How to follow up one wait: who gets which reminder, and the deadline."""
+    """How to follow up one wait: who gets which reminder, and the deadline.
+
+    `every_days` is the cadence when the chase starts; a policy sent later
+    with the details signal takes over from then on (see `_every_days`).
+    """
 
     step: Step
     template: str
@@ -86,6 +93,7 @@ class Chase:
     lapse_at_deadline: bool = False
     to_provider: bool = False
     sign_links: dict[str, str] | None = None
+    extra: dict[str, str] | None = None
 
 
 @workflow.defn
@@ -109,15 +117,20 @@ class DossierWorkflow:
         self._signatures: dict[Document, set[tuple[str, date | None]]] = {}
         self._final_report: FinalReportInput | None = None
         self._mails_sent = 0
+        self._follow_up_v2 = False  # set in `run`: see FOLLOW_UP_PATCH
+        self._policy_version = 0
+        self._tasks_to_record: list[str] = []  # task ids changed by a signal
 
     # --- the procedure -----------------------------------------------------
 
     @workflow.run
     async def run(self, dossier: DossierInput) -> DossierResult:
+        self._follow_up_v2 = workflow.patched(FOLLOW_UP_PATCH)
         self._note("dossier.started", self._dossier.invoice_number)
         try:
             await self._onboarding()
             await self._application()
+            self._final_date_deadline()
             await self._terms()
             await self._payment()
             await self._attendance()
@@ -174,9 +187,11 @@ class DossierWorkflow:
         counted_from = self._application_filed_on or self._today()
         deposit_due = counted_from + timedelta(days=policy.deposit_deadline_days)
         self._deadline("deposit", deposit_due)
-        await self._mail("deposit", extra={"deadline": deposit_due.isoformat()})
+        extra = {"deadline": deposit_due.isoformat(), **self._amounts()}
+        await self._mail("deposit", extra=extra)
+        every = self._every_days("deposit")
         await self._chase(
-            Chase(Step.PAYMENT, "deposit", policy.reminder_every_days, deposit_due),
+            Chase(Step.PAYMENT, "deposit", every, deposit_due, extra=extra),
             lambda: self._deposit_on is not None or self._payment_on is not None,
         )
         self._met("deposit")
@@ -184,9 +199,11 @@ class DossierWorkflow:
             return
         order_due = self._today() + timedelta(days=policy.payment_order_days)
         self._deadline("payment order", order_due)
-        await self._mail("payment_order", extra={"deadline": order_due.isoformat()})
+        extra = {"deadline": order_due.isoformat()}
+        await self._mail("payment_order", extra=extra)
+        every = self._every_days("payment_order")
         await self._chase(
-            Chase(Step.PAYMENT, "payment_order", policy.reminder_every_days, order_due),
+            Chase(Step.PAYMENT, "payment_order", every, order_due, extra=extra),
             lambda: self._payment_on is not None,
         )
         self._met("payment order")
@@ -253,7 +270,7 @@ class DossierWorkflow:
             Chase(
                 Step.FINAL_REPORT,
                 "final_report_request",
-                self._dossier.policy.reminder_every_days,
+                self._every_days("final_report_request"),
                 to_provider=True,
             ),
             lambda: self._final_report is not None,
@@ -265,11 +282,15 @@ class DossierWorkflow:
 
     async def _close(self, outcome: Step, reason: str) -> DossierResult:
         self._step = outcome
+        if outcome == Step.CLOSED:
+            self._met("final date")
         self._note(f"dossier.{outcome.value}", reason)
         if outcome == Step.LAPSED:
             await self._mail("lapsed", best_effort=True)
         elif outcome == Step.CANCELLED:
             await self._mail("cancelled", best_effort=True)
+        if self._follow_up_v2:
+            await self._record_tasks()
         fee = self._dossier.fee if outcome == Step.CLOSED else None
         retention = retention_until(self._dossier.start_date)
         await self._activity(
@@ -290,7 +311,7 @@ class DossierWorkflow:
             SignLinksResult,
         )
         await self._mail(template, sign_links=links.links)
-        every = self._dossier.policy.signature_reminder_every_days
+        every = self._every_days(template)
         await self._chase(
             Chase(self._step, template, every, sign_links=links.links),
             lambda: self._is_signed(document),
@@ -306,7 +327,11 @@ class DossierWorkflow:
         reminders = 0
         last_contact = self._today()
         call_opened = False
+        policy_seen = self._policy_version
         while True:
+            if self._policy_version != policy_seen:
+                policy_seen = self._policy_version
+                chase = replace(chase, every_days=self._every_days(chase.template))
             wake = self._next_wake(chase, last_contact, call_opened)
             self._publish_search_attributes()
             finished = await self._wait_for(
@@ -315,6 +340,7 @@ class DossierWorkflow:
                 wake_on_resend=True,
             )
             if finished:
+                await self._close_calls(chase.step, "no longer needed")
                 return
             if self._resend is not None:
                 self._resend = None
@@ -369,11 +395,24 @@ class DossierWorkflow:
             resend = wake_on_resend and self._resend is not None
             return condition() or self._stop is not None or resend
 
-        timeout = None
-        if until is not None:
-            timeout = max(office_morning(until) - workflow.now(), timedelta(seconds=1))
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(woken, timeout=timeout)
+        def tasks_changed() -> bool:
+            return self._follow_up_v2 and bool(self._tasks_to_record)
+
+        while True:
+            timeout = None
+            if until is not None:
+                timeout = max(
+                    office_morning(until) - workflow.now(), timedelta(seconds=1)
+                )
+            try:
+                await workflow.wait_condition(
+                    lambda: woken() or tasks_changed(), timeout=timeout
+                )
+            except TimeoutError:
+                break
+            if woken() or not tasks_changed():
+                break
+            await self._record_tasks()  # a logged call, then wait on
         self._raise_if_stopped()
         return condition()
 
@@ -448,16 +487,42 @@ class DossierWorkflow:
         self._note("mail.sent", f"{template} #{sequence}")
 
     async def _needs_staff(self, message: str) -> None:
-        """A mail that cannot go out as it is: staff fixes the details or resends."""
-        await self._open_task(self._step, message, kind="review")
+        """A mail that cannot go out as it is: staff fixes the details or resends.
+
+        Details that arrive while the task is being recorded count too.
+        """
         seen = self._details_version
+        await self._open_task(self._step, message, kind="review")
         await self._wait_for(lambda: self._details_version != seen, wake_on_resend=True)
         self._resend = None
 
     async def _remind(self, chase: Chase) -> None:
         await self._mail(
-            chase.template, to_provider=chase.to_provider, sign_links=chase.sign_links
+            chase.template,
+            to_provider=chase.to_provider,
+            sign_links=chase.sign_links,
+            extra=chase.extra,
         )
+
+    async def _close_calls(self, step: Step, outcome: str) -> None:
+        """Close the open call tasks of a wait that ended, in the records too."""
+        if not self._follow_up_v2:
+            return
+        for task in self._tasks.values():
+            if task.kind == "call" and task.step == step and not task.done:
+                task.done = True
+                task.outcome = outcome
+                self._tasks_to_record.append(task.task_id)
+        await self._record_tasks()
+
+    async def _record_tasks(self) -> None:
+        """Write the tasks that signals closed to the records, once each."""
+        while self._tasks_to_record:
+            task_id = self._tasks_to_record.pop(0)
+            if task_id in self._tasks_to_record:
+                continue  # changed again; the later write carries both
+            task = self._tasks[task_id]
+            await self._activity("open_task", TaskInput(self._dossier.dossier_id, task))
 
     async def _call(self, chase: Chase, why: str) -> bool:
         whom = "the provider" if chase.to_provider else "the client"
@@ -542,6 +607,7 @@ class DossierWorkflow:
         if target is not None:
             target.done = True
             target.outcome = call.outcome
+            self._tasks_to_record.append(target.task_id)
         self._note("call.logged", f"{call.outcome} by {call.by}")
 
     @workflow.signal(
@@ -549,6 +615,10 @@ class DossierWorkflow:
     )
     def update_details(self, details: DetailsInput) -> None:
         client = self._dossier.client
+        size = details.company_size
+        if size is not None and size not in ("small", "medium"):
+            self._note("details.ignored", f"company size {size!r}: small or medium")
+            size = None
         client = replace(
             client,
             email=details.client_email or client.email,
@@ -568,12 +638,17 @@ class DossierWorkflow:
             session_dates=self._dossier.session_dates
             if details.session_dates is None
             else sorted(details.session_dates),
+            company_size=size or self._dossier.company_size,
+            policy=details.policy or self._dossier.policy,
         )
+        if details.policy is not None:
+            self._policy_version += 1
         self._details_version += 1
         for task in self._tasks.values():
             if task.kind == "review" and not task.done:
                 task.done = True
                 task.outcome = "details updated"
+                self._tasks_to_record.append(task.task_id)
         self._note("details.updated", f"by {details.by}")
 
     @workflow.signal(description="Skip a step (now or ahead), with the reason.")
@@ -607,6 +682,7 @@ class DossierWorkflow:
 
     @workflow.query(description="Step, deadlines, open tasks, warnings, timeline.")
     def status(self) -> DossierStatus:
+        subsidy = self._subsidy()
         return DossierStatus(
             dossier_id=self._dossier.dossier_id,
             kind=self._dossier.kind,
@@ -618,12 +694,57 @@ class DossierWorkflow:
             project_number=self._project_number,
             fee=self._dossier.fee,
             mails_sent=self._mails_sent,
+            company_size=self._dossier.company_size,
+            expected_subsidy=subsidy.subsidy if subsidy else None,
+            own_share=subsidy.own_share if subsidy else None,
         )
 
     # --- small helpers -----------------------------------------------------
 
     def _today(self) -> date:
         return local_date(workflow.now())
+
+    def _every_days(self, template: str) -> int:
+        """The reminder cadence for `template`'s wait under the current policy."""
+        policy = self._dossier.policy
+        if template in ("terms", "attendance", "satisfaction"):
+            return policy.signature_reminder_every_days
+        if template == "deposit" and policy.deposit_reminder_every_days:
+            return policy.deposit_reminder_every_days
+        if template == "payment_order" and policy.payment_order_reminder_every_days:
+            return policy.payment_order_reminder_every_days
+        return policy.reminder_every_days
+
+    def _subsidy(self) -> Subsidy | None:
+        dossier = self._dossier
+        return expected_subsidy(
+            dossier.kind,
+            dossier.project_amount_excl_vat,
+            dossier.start_date,
+            company_size=dossier.company_size,
+            theme=dossier.theme or theme_of(dossier.kind, dossier.title),
+        )
+
+    def _amounts(self) -> dict[str, str]:
+        """The deposit mail's figures, as plain decimal strings."""
+        subsidy = self._subsidy()
+        if subsidy is None:
+            return {}
+        return {
+            "project_amount": str(subsidy.project_amount),
+            "subsidy": str(subsidy.subsidy),
+            "own_share": str(subsidy.own_share),
+            "subsidy_rate": f"{subsidy.rate * 100:.0f}",
+            "company_size": subsidy.company_size,
+            "size_assumed": "yes" if subsidy.size_assumed else "",
+        }
+
+    def _final_date_deadline(self) -> None:
+        """The project ends by 31 December of the year after the application."""
+        if not self._follow_up_v2:
+            return
+        filed = self._application_filed_on or self._today()
+        self._deadline("final date", date(filed.year + 1, 12, 31))
 
     def _client_email(self) -> str:
         return self._dossier.client.email or ""

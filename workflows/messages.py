@@ -66,7 +66,10 @@ class Client:
 
 @dataclass
 class FollowUpPolicy:
-    """How often to remind and when to hand a wait to staff, in days."""
+    """How often to remind and when to hand a wait to staff, in days.
+
+    The payment cadences default to `reminder_every_days` when not set.
+    """
 
     reminder_every_days: int = 7
     reminders_before_call: int = 2
@@ -74,6 +77,8 @@ class FollowUpPolicy:
     deposit_deadline_days: int = 30
     payment_order_days: int = 14
     signature_reminder_every_days: int = 5
+    deposit_reminder_every_days: int | None = None
+    payment_order_reminder_every_days: int | None = None
 
 
 @dataclass
@@ -94,6 +99,8 @@ class DossierInput:
     invoice_archive_key: str | None = None
     policy: FollowUpPolicy = field(default_factory=FollowUpPolicy)
     title: str = ""  # the training or advice, as the invoice line names it
+    company_size: str | None = None  # small, medium; None: unknown, small assumed
+    theme: str = ""  # cybersecurity, energy or general; "" (older): from the title
 
 
 # --- signals -------------------------------------------------------------
@@ -147,6 +154,8 @@ class DetailsInput:
     participants: list[Participant] | None = None
     session_dates: list[date] | None = None
     by: str = "staff"
+    company_size: str | None = None  # small or medium
+    policy: FollowUpPolicy | None = None  # new reminder cadences from now on
 
 
 @dataclass
@@ -215,6 +224,9 @@ class DossierStatus:
     project_number: str | None = None
     fee: Fee | None = None
     mails_sent: int = 0
+    company_size: str | None = None
+    expected_subsidy: Decimal | None = None
+    own_share: Decimal | None = None
 
 
 @dataclass

@@ -1,0 +1,87 @@
+"""The annual-cap warning at intake, computed over the client's recorded dossiers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adapters.archive import LocalArchive
+from starter.intake import IntakeService, UploadDetails
+
+FIXTURES = Path(__file__).parent / "fixtures" / "invoices"
+CLIENT = b"0433221103"  # Drukkerij De Smet BV, the advice fixture's client
+
+
+class NoTemporal:
+    """Stands in for the Temporal client: intake's start is not under test."""
+
+    async def start_workflow(self, *args, **kwargs) -> None:
+        return None
+
+
+def invoice_of_the_same_client(name: str, *replacements: tuple[bytes, bytes]) -> bytes:
+    data = (FIXTURES / name).read_bytes()
+    for old, new in replacements:
+        data = data.replace(old, new)
+    return data
+
+
+@pytest.fixture
+def intake(settings, session_factory) -> IntakeService:
+    archive = LocalArchive(settings.archive_dir)
+    return IntakeService(
+        settings, NoTemporal(), session_factory, archive, search_attributes=False
+    )
+
+
+async def submit(intake: IntakeService, name: str, data: bytes) -> list[str]:
+    result = await intake.submit(data, name, "application/xml", UploadDetails())
+    return [w.code for w in result.warnings]
+
+
+async def test_third_dossier_of_a_year_takes_the_client_over_the_cap(intake):
+    """3,060.00 + 4,350.00 in 2026 is under EUR 7,500; 118.50 more goes over."""
+    advice = (FIXTURES / "advice-cyber-6m.xml").read_bytes()  # 2026: 3,060.00
+    welding = invoice_of_the_same_client(  # moved into 2026: 4,350.00
+        "training-incompany-10p-12m.xml",
+        (b"0604567841", CLIENT),
+        (b"2027-01-11", b"2026-01-12"),
+        (b"2027-12-13", b"2026-12-14"),
+    )
+    excel = invoice_of_the_same_client(  # 2026: 118.50
+        "training-open-1p.xml", (b"0511223355", CLIENT)
+    )
+
+    first = await submit(intake, "advice.xml", advice)
+    second = await submit(intake, "welding.xml", welding)
+    third = await submit(intake, "excel.xml", excel)
+
+    assert "annual_cap_exceeded" not in first
+    assert "annual_cap_exceeded" not in second
+    assert "annual_cap_exceeded" in third
+
+
+async def test_other_years_and_other_clients_do_not_count(intake):
+    """The welding course of 2027 and another client's dossier leave 2026 alone."""
+    await submit(intake, "advice.xml", (FIXTURES / "advice-cyber-6m.xml").read_bytes())
+    welding_2027 = invoice_of_the_same_client(
+        "training-incompany-10p-12m.xml", (b"0604567841", CLIENT)
+    )
+    await submit(intake, "welding.xml", welding_2027)
+
+    excel = await submit(
+        intake, "excel.xml", invoice_of_the_same_client("training-open-1p.xml")
+    )
+    same_client_excel = await submit(
+        intake,
+        "excel-2.xml",
+        invoice_of_the_same_client(
+            "training-open-1p.xml",
+            (b"0511223355", CLIENT),
+            (b"LS-2026-0141", b"LS-2026-0142"),
+        ),
+    )
+
+    assert "annual_cap_exceeded" not in excel
+    assert "annual_cap_exceeded" not in same_client_excel
