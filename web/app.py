@@ -29,7 +29,7 @@ from adapters.settings import get_settings
 from kmo.invoice import InvoiceRejected
 from starter.client import connect
 from starter.intake import IntakeError, IntakeService
-from web import api, outbox
+from web import api, outbox, staff
 from web.errors import error_body
 from web.forms import FormError
 from web.limits import BodySizeLimit, upload_body_limit
@@ -78,6 +78,7 @@ def create_app(
     _add_health_routes(app)
     app.include_router(api.router)
     app.include_router(outbox.router)
+    app.include_router(staff.router)
     return app
 
 

@@ -1,0 +1,278 @@
+"""Staff pages: the day's overview, one dossier, logging a call, who gets in."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from adapters.archive import LocalArchive
+from adapters.records import Task, save_dossier
+from kmo.models import Kind
+from starter.client import workflow_id
+from tests.factories import advice_dossier, training_dossier
+from web import staff
+from web.app import create_app
+from workflows.messages import CallInput, Deadline, DossierStatus, Step
+from workflows.messages import Task as OpenTask
+
+SATURDAY = date(2026, 12, 5)
+TRAINING_ID = "0412345614-ls-2026-0141"
+ADVICE_ID = "0712345036-cva-26-031-e38a00"
+
+
+class FakeHandle:
+    def __init__(self, temporal: FakeTemporal, workflow: str) -> None:
+        self._temporal = temporal
+        self._workflow = workflow
+
+    async def signal(self, name: str, arg: Any) -> None:
+        self._temporal.signals.append((self._workflow, name, arg))
+
+    async def query(self, name: str, **kwargs: Any) -> DossierStatus:
+        return self._temporal.status
+
+
+class FakeTemporal:
+    """Stands in for the Temporal client: keeps signals, answers one status."""
+
+    def __init__(self) -> None:
+        self.signals: list[tuple[str, str, Any]] = []
+        self.status = DossierStatus(
+            dossier_id=TRAINING_ID,
+            kind=Kind.TRAINING,
+            step=Step.PAYMENT,
+            deadlines=[Deadline("final date", date(2027, 12, 31))],
+            open_tasks=[
+                OpenTask(
+                    f"{TRAINING_ID}-1",
+                    "call",
+                    Step.PAYMENT,
+                    date(2026, 12, 7),
+                    "call the client: 2 reminders without answer",
+                )
+            ],
+            warnings=[],
+            timeline=[],
+        )
+
+    def get_workflow_handle(self, workflow: str) -> FakeHandle:
+        return FakeHandle(self, workflow)
+
+
+@pytest.fixture
+def records(session_factory):
+    """Two running dossiers and three call tasks, as on Saturday 5 Dec 2026."""
+    with session_factory.begin() as session:
+        training = save_dossier(
+            session, training_dossier(), workflow_id(training_dossier().dossier_id)
+        )
+        training.step, training.next_deadline = "payment", date(2026, 12, 1)
+        training.warnings = [
+            {"code": "excluded_topic", "message": "mentions 'NLP'", "rule": "r"}
+        ]
+        advice = save_dossier(
+            session, advice_dossier(), workflow_id(advice_dossier().dossier_id)
+        )
+        advice.step, advice.next_deadline = "terms", date(2026, 12, 20)
+        now = datetime(2026, 12, 4, 9, tzinfo=UTC)
+        for number, due, done in ((1, 7, False), (2, 8, False), (3, 4, True)):
+            session.add(
+                Task(
+                    task_id=f"{TRAINING_ID}-{number}",
+                    dossier_id=TRAINING_ID,
+                    kind="call",
+                    step="payment",
+                    due=date(2026, 12, due),
+                    reason=f"call the client: call {number}",
+                    done=done,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    return session_factory
+
+
+@pytest.fixture
+def temporal() -> FakeTemporal:
+    return FakeTemporal()
+
+
+@pytest.fixture
+async def app(settings, records, temporal, monkeypatch):
+    monkeypatch.setattr(staff, "today", lambda: SATURDAY)
+    monkeypatch.delenv(staff.STAFF_TOKEN_ENV, raising=False)
+    app = create_app(
+        settings,
+        temporal_client=temporal,
+        session_factory=records,
+        archive=LocalArchive(settings.archive_dir),
+    )
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+def browser(app, client_host: str = "127.0.0.1") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(client_host, 50000))
+    return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+
+@pytest.fixture
+async def pages(app) -> AsyncIterator[httpx.AsyncClient]:
+    async with browser(app) as client:
+        yield client
+
+
+def section(html: str, table_id: str) -> str:
+    start = html.index(f'<table id="{table_id}">')
+    return html[start : html.index("</table>", start)]
+
+
+async def test_overview_counts_running_dossiers_by_step(pages):
+    """One dossier at the payment follow-up and one at the terms."""
+    html = (await pages.get("/staff")).text
+
+    steps = section(html, "steps")
+    assert "<tr><td>terms</td><td>1</td></tr>" in steps
+    assert "<tr><td>payment</td><td>1</td></tr>" in steps
+    assert steps.index("terms") < steps.index("payment")  # the procedure's order
+
+
+async def test_overview_lists_overdue_dossiers_only(pages):
+    """The training's deadline of 1 Dec is overdue on 5 Dec; 20 Dec is not."""
+    overdue = section((await pages.get("/staff")).text, "overdue")
+
+    assert TRAINING_ID in overdue
+    assert "2026-12-01" in overdue
+    assert ADVICE_ID not in overdue
+
+
+async def test_saturdays_calls_are_those_due_by_monday(pages):
+    """On Saturday the page lists Monday's open call, not Tuesday's nor a done one."""
+    calls = section((await pages.get("/staff")).text, "calls")
+
+    assert "call the client: call 1" in calls
+    assert "2026-12-07" in calls
+    assert "call the client: call 2" not in calls
+    assert "call the client: call 3" not in calls
+
+
+async def test_rows_link_to_the_temporal_ui_and_the_dossier_page(pages):
+    """Each row links to its workflow in the Temporal UI and to its staff page."""
+    html = (await pages.get("/staff")).text
+
+    assert (
+        'href="http://localhost:8233/namespaces/default/workflows/'
+        f'{workflow_id(TRAINING_ID)}"'
+    ) in html
+    assert f'href="http://testserver/staff/dossiers/{ADVICE_ID}"' in html
+
+
+async def test_overview_shows_each_dossiers_warnings(pages):
+    """The warning stored at intake appears with its dossier."""
+    warnings = section((await pages.get("/staff")).text, "warnings")
+
+    assert TRAINING_ID in warnings
+    assert "mentions &#39;NLP&#39;" in warnings
+
+
+async def test_dossier_page_shows_the_live_status_and_a_call_form(pages):
+    """The status query's deadlines and open call appear, with a form to log it."""
+    html = (await pages.get(f"/staff/dossiers/{TRAINING_ID}")).text
+
+    assert "<td>final date</td><td>2027-12-31</td><td>no</td>" in html
+    assert f'name="task_id" value="{TRAINING_ID}-1"' in html
+    assert 'name="csrf" value="' in html
+
+
+async def csrf_of(pages, dossier_id: str) -> str:
+    html = (await pages.get(f"/staff/dossiers/{dossier_id}")).text
+    start = html.index('name="csrf" value="') + len('name="csrf" value="')
+    return html[start : html.index('"', start)]
+
+
+async def test_logging_a_call_signals_the_workflow_and_closes_the_task(
+    pages, temporal, records
+):
+    """The form sends log_call with the outcome and marks the task done."""
+    token = await csrf_of(pages, TRAINING_ID)
+
+    response = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/calls",
+        data={
+            "csrf": token,
+            "task_id": f"{TRAINING_ID}-1",
+            "outcome": "voicemail",
+            "note": "left a message",
+            "by": "Els",
+        },
+    )
+
+    assert response.status_code == 303
+    assert temporal.signals == [
+        (
+            "dossier-0412345614-ls-2026-0141",
+            "log_call",
+            CallInput("voicemail", "left a message", "Els", f"{TRAINING_ID}-1"),
+        )
+    ]
+    with records() as session:
+        task = session.get(Task, f"{TRAINING_ID}-1")
+        assert (task.done, task.outcome) == (True, "voicemail")
+
+
+async def test_a_call_form_without_a_valid_token_is_refused(pages, temporal):
+    """A post with a forged token, or another dossier's, sends nothing."""
+    other = await csrf_of(pages, ADVICE_ID)
+
+    forged = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/calls",
+        data={"csrf": "forged", "outcome": "reached"},
+    )
+    borrowed = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/calls",
+        data={"csrf": other, "outcome": "reached"},
+    )
+
+    assert (forged.status_code, borrowed.status_code) == (403, 403)
+    assert temporal.signals == []
+
+
+async def test_an_unknown_outcome_is_refused(pages, temporal):
+    """Only the listed outcomes can be logged."""
+    token = await csrf_of(pages, TRAINING_ID)
+
+    response = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/calls",
+        data={"csrf": token, "outcome": "<script>"},
+    )
+
+    assert response.status_code == 422
+    assert temporal.signals == []
+
+
+async def test_other_machines_are_refused_without_the_staff_token(app, monkeypatch):
+    """A remote client gets 403; with the right token header it gets the page."""
+    monkeypatch.setenv(staff.STAFF_TOKEN_ENV, "s3cret-staff-token")
+    async with browser(app, "203.0.113.7") as remote:
+        refused = await remote.get("/staff")
+        wrong = await remote.get("/staff", headers={staff.STAFF_TOKEN_HEADER: "x"})
+        allowed = await remote.get(
+            "/staff", headers={staff.STAFF_TOKEN_HEADER: "s3cret-staff-token"}
+        )
+
+    assert (refused.status_code, wrong.status_code, allowed.status_code) == (
+        403,
+        403,
+        200,
+    )
+
+
+async def test_a_request_forwarded_by_a_local_proxy_is_not_local(pages):
+    """Loopback through a proxy (X-Forwarded-For) does not count as this machine."""
+    response = await pages.get("/staff", headers={"X-Forwarded-For": "203.0.113.7"})
+
+    assert response.status_code == 403
