@@ -429,6 +429,57 @@ def _fail_with_answer(response: httpx.Response, json_output: bool):
     raise typer.Exit(EXIT_REFUSED)
 
 
+# --- fee statement -------------------------------------------------------
+
+
+@app.command()
+def statement(
+    provider_id: Annotated[
+        str, typer.Argument(help="The provider's enterprise number.")
+    ],
+    month: Annotated[str, typer.Option(help="The month, as YYYY-MM.")],
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the statement as CSV.")
+    ] = None,
+    pdf_file: Annotated[
+        Path | None, typer.Option("--pdf", help="Also write the statement as PDF.")
+    ] = None,
+) -> None:
+    """Our fee for each dossier a provider sent in one month, with VAT and totals.
+
+    A dossier counts in the month it was created (its invoice received);
+    cancelled dossiers owe nothing and are left out.
+    """
+    from adapters.records import make_engine, make_session_factory
+    from kmo import enterprise
+    from starter.statement import (
+        StatementError,
+        build_statement,
+        parse_month,
+        statement_csv,
+        statement_pdf,
+        statement_text,
+    )
+
+    engine = make_engine(Settings().database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            made = build_statement(
+                session, enterprise.digits(provider_id), parse_month(month)
+            )
+    except StatementError as error:
+        _fail(str(error), EXIT_REFUSED)
+    finally:
+        engine.dispose()
+    typer.echo(statement_text(made))
+    if csv_file is not None:
+        csv_file.write_text(statement_csv(made), encoding="utf-8")
+        typer.echo(f"CSV written to {csv_file}")
+    if pdf_file is not None:
+        pdf_file.write_bytes(statement_pdf(made))
+        typer.echo(f"PDF written to {pdf_file}")
+
+
 # --- running the service -------------------------------------------------
 
 
