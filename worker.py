@@ -12,10 +12,10 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.dossier import DossierActivities
-from adapters.archive import LocalArchive
 from adapters.logging import configure_logging
 from adapters.mail import OutboxMailer
 from adapters.records import make_engine, make_session_factory
+from adapters.s3archive import make_archive
 from adapters.settings import Settings, get_settings
 from starter.client import connect
 from workflows.dossier import DossierWorkflow
@@ -30,7 +30,7 @@ def build_activities(settings: Settings) -> DossierActivities:
     return DossierActivities(
         settings=settings,
         session_factory=sessions,
-        archive=LocalArchive(settings.archive_dir),
+        archive=make_archive(settings),
         mailer=OutboxMailer(settings.outbox_dir),
     )
 

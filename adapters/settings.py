@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "dossiers"
     archive_dir: Path = Field(default_factory=lambda data: data["data_dir"] / "archive")
+    # "s3": a bucket with Object Lock (AWS S3, MinIO, Ceph) instead of archive_dir.
+    archive_backend: Literal["local", "s3"] = "local"
+    s3_bucket: str = "kmo-dossier-archive"
+    s3_endpoint_url: str | None = None  # None: AWS itself
+    s3_region: str = "eu-west-1"
+    # Unset: boto3 finds its own credentials (instance role, profile, AWS_* env).
+    s3_access_key_id: SecretStr | None = None
+    s3_secret_access_key: SecretStr | None = None
     outbox_dir: Path = Field(default_factory=lambda data: data["data_dir"] / "outbox")
     base_url: str = "http://localhost:8000"
     temporal_ui_url: str = "http://localhost:8233"

@@ -14,6 +14,9 @@ import mimetypes
 import signal
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -427,6 +430,88 @@ def _fail_with_answer(response: httpx.Response, json_output: bool):
     for problem in answer.get("problems") or []:
         typer.echo(f"  {problem['field']}: {problem['message']}", err=True)
     raise typer.Exit(EXIT_REFUSED)
+
+
+# --- evidence ------------------------------------------------------------
+
+
+@app.command()
+def export(
+    dossier_id: Annotated[str, typer.Argument(help="The dossier's id.")],
+    out: Annotated[Path, typer.Option("--out", help="The zip file to write.")],
+) -> None:
+    """Write a dossier's archived documents and mails with their manifest to a zip.
+
+    Every item is checked against its SHA-256; exit 1 (and no zip) when one
+    fails or the dossier has nothing archived.
+    """
+    from adapters.archive import ArchiveError
+    from adapters.evidence import EvidenceError, export_dossier
+    from adapters.s3archive import make_archive
+
+    settings = _settings()
+    try:
+        with _records(settings) as session:
+            manifest = export_dossier(session, make_archive(settings), dossier_id, out)
+    except (EvidenceError, ArchiveError) as error:
+        _fail(str(error), EXIT_REFUSED)
+    count = len(manifest["items"])
+    typer.echo(
+        f"{out}: {count} item{'' if count == 1 else 's'}, "
+        f"manifest sha256 {manifest['sha256']}"
+    )
+
+
+@app.command()
+def listing(
+    provider_id: Annotated[str, typer.Argument(help="The provider's id.")],
+    since: Annotated[
+        datetime,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First day, YYYY-MM-DD."),
+    ],
+    until: Annotated[
+        datetime,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last day, YYYY-MM-DD."),
+    ],
+    csv_output: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """List what was archived in a provider's container from one day to another."""
+    from adapters.evidence import EvidenceError, container_listing, listing_csv
+
+    try:
+        with _records(_settings()) as session:
+            rows = container_listing(session, provider_id, since.date(), until.date())
+    except EvidenceError as error:
+        _fail(str(error), EXIT_UNUSABLE)
+    if csv_output:
+        typer.echo(listing_csv(rows), nl=False)
+        return
+    if not rows:
+        typer.echo("Nothing archived in that period.")
+    for row in rows:
+        typer.echo(
+            f"{row['created_at']}  {row['dossier_id']}  {row['name']}  "
+            f"{row['size']} bytes  kept until {row['retain_until']}"
+        )
+
+
+def _settings() -> Settings:
+    from adapters.settings import get_settings
+
+    return get_settings()
+
+
+@contextmanager
+def _records(settings: Settings) -> Iterator[Any]:
+    """A session on the records database, closed (and its engine) afterwards."""
+    from adapters.records import make_engine, make_session_factory
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 # --- fee statement -------------------------------------------------------
