@@ -85,3 +85,36 @@ async def test_other_years_and_other_clients_do_not_count(intake):
 
     assert "annual_cap_exceeded" not in excel
     assert "annual_cap_exceeded" not in same_client_excel
+
+
+class RecordingTemporal:
+    """Keeps the dossier each start was given."""
+
+    def __init__(self) -> None:
+        self.started: list = []
+
+    async def start_workflow(self, run, dossier, **kwargs) -> None:
+        self.started.append(dossier)
+
+
+async def test_new_dossiers_take_their_cadences_from_the_environment(
+    settings, session_factory, monkeypatch
+):
+    """DOSSIER_FOLLOW_UP_* set the policy a new dossier starts with."""
+    monkeypatch.setenv("DOSSIER_FOLLOW_UP_PAYMENT_ORDER_REMINDER_EVERY_DAYS", "3")
+    monkeypatch.setenv("DOSSIER_FOLLOW_UP_REMINDERS_BEFORE_CALL", "4")
+    temporal = RecordingTemporal()
+    intake = IntakeService(
+        settings,
+        temporal,
+        session_factory,
+        LocalArchive(settings.archive_dir),
+        search_attributes=False,
+    )
+
+    await submit(intake, "excel.xml", (FIXTURES / "training-open-1p.xml").read_bytes())
+
+    policy = temporal.started[0].policy
+    assert policy.payment_order_reminder_every_days == 3
+    assert policy.reminders_before_call == 4
+    assert policy.reminder_every_days == 7
