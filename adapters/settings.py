@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     staff_email: str = "staff@kmo-dossier.example"
     mail_domain: str = "kmo-dossier.example"
     log_json: bool = False
+    mail_backend: Literal["outbox", "sendgrid"] = "outbox"
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_api_host: str = "https://api.sendgrid.com"
+    sendgrid_sandbox: bool = False
+    # The Signed Event Webhook's verification key: base64 DER, as SendGrid shows it.
+    sendgrid_webhook_public_key: str | None = None
 
     @field_validator("base_url", "temporal_ui_url")
     @classmethod
