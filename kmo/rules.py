@@ -66,7 +66,8 @@ RULES: tuple[Rule, ...] = (
          "reflexology, astrology, hypnosis, exams, driving and pilot licences, "
          "teambuilding, networking, study trips, subscriptions)"),
     Rule("catering_max_per_person_day", date(2016, 4, 1), Decimal("25"),
-         "catering at most EUR 25 per person per day; separate items not eligible"),
+         "catering at most EUR 25 per person per day; separate items not "
+         "eligible (the sources give no start date: the 2016 reform is used)"),
     Rule("themes", date(2023, 1, 1), (
             "bedrijfsstrategie", "beroepsspecifieke competenties", "digitalisering",
             "duurzaamheid", "financiële geletterdheid", "innovatie",

@@ -290,6 +290,7 @@ class DossierWorkflow:
         elif outcome == Step.CANCELLED:
             await self._mail("cancelled", best_effort=True)
         if self._follow_up_v2:
+            self._close_open_tasks(f"dossier {outcome.value}")
             await self._record_tasks()
         fee = self._dossier.fee if outcome == Step.CLOSED else None
         retention = retention_until(self._dossier.start_date)
@@ -508,12 +509,22 @@ class DossierWorkflow:
         """Close the open call tasks of a wait that ended, in the records too."""
         if not self._follow_up_v2:
             return
-        for task in self._tasks.values():
-            if task.kind == "call" and task.step == step and not task.done:
-                task.done = True
-                task.outcome = outcome
-                self._tasks_to_record.append(task.task_id)
+        self._close_open_tasks(outcome, kind="call", step=step)
         await self._record_tasks()
+
+    def _close_open_tasks(
+        self, outcome: str, kind: str | None = None, step: Step | None = None
+    ) -> None:
+        for task in self._tasks.values():
+            if (
+                task.done
+                or kind not in (None, task.kind)
+                or step not in (None, task.step)
+            ):
+                continue
+            task.done = True
+            task.outcome = outcome
+            self._tasks_to_record.append(task.task_id)
 
     async def _record_tasks(self) -> None:
         """Write the tasks that signals closed to the records, once each."""

@@ -3,6 +3,9 @@
 from datetime import date
 from decimal import Decimal
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from kmo.models import Kind
 from kmo.subsidy import (
     CYBERSECURITY,
@@ -126,3 +129,19 @@ def test_theme_is_read_from_the_invoice_text():
     assert theme_of(Kind.TRAINING, "Opleiding energie-efficiëntie") == ENERGY
     assert theme_of(Kind.ADVICE, "Advies energiebeleid") == GENERAL
     assert theme_of(Kind.TRAINING, "Opleiding Excel voor gevorderden") == GENERAL
+
+
+@given(
+    amount=st.decimals(min_value=0, max_value=1_000_000, places=2),
+    size=st.sampled_from(["small", "medium", None]),
+    theme=st.sampled_from([GENERAL, CYBERSECURITY, ENERGY]),
+    kind=st.sampled_from([Kind.TRAINING, Kind.ADVICE]),
+)
+def test_subsidy_and_own_share_add_up_to_the_project_amount(amount, size, theme, kind):
+    """Whatever the size and theme, subsidy + own share is the project amount."""
+    subsidy = expected_subsidy(
+        kind, amount, date(2026, 3, 1), company_size=size, theme=theme
+    )
+
+    assert subsidy.subsidy + subsidy.own_share == amount
+    assert Decimal("0") <= subsidy.subsidy <= amount

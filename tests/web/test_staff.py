@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.archive import LocalArchive
 from adapters.records import Task, save_dossier
@@ -276,3 +277,20 @@ async def test_a_request_forwarded_by_a_local_proxy_is_not_local(pages):
     response = await pages.get("/staff", headers={"X-Forwarded-For": "203.0.113.7"})
 
     assert response.status_code == 403
+
+
+async def test_dossier_page_says_when_the_workflow_does_not_answer(
+    pages, temporal, monkeypatch
+):
+    """Without a live status the page still shows the record, with the reason."""
+
+    async def no_answer(self, name: str, **kwargs: Any) -> DossierStatus:
+        raise RPCError("unavailable", RPCStatusCode.UNAVAILABLE, b"")
+
+    monkeypatch.setattr(FakeHandle, "query", no_answer)
+
+    response = await pages.get(f"/staff/dossiers/{TRAINING_ID}")
+
+    assert response.status_code == 200
+    assert "the workflow did not answer; is a worker running?" in response.text
+    assert "Bakkerij Peeters BV" in response.text

@@ -28,6 +28,7 @@ from workflows.dossier import DossierWorkflow
 from workflows.messages import (
     ApplicationInput,
     CallInput,
+    CancelInput,
     DepositInput,
     DetailsInput,
     DossierInput,
@@ -208,3 +209,25 @@ async def test_company_size_from_the_details_signal_sets_the_expected_subsidy(
         Decimal("79.00"),
         Decimal("316.00"),
     )
+
+
+async def test_a_cancelled_dossier_leaves_no_call_open(worker, stack):
+    """A late application opens a call; cancelling closes it, in the records too."""
+    env = worker
+    dossier = await dossier_from(env, "training-open-1p.xml")
+    late = replace(
+        dossier,
+        start_date=dossier.start_date - timedelta(days=30),
+        end_date=dossier.end_date - timedelta(days=30),
+    )
+    handle = await start(env, stack, late)
+    status = await until(handle, lambda s: len(open_calls(s)) == 1)
+    call = open_calls(status)[0]
+
+    await handle.signal(DossierWorkflow.cancel, CancelInput("client stopped"))
+    result = await handle.result()
+
+    assert result.outcome == Step.CANCELLED
+    status = await handle.query(DossierWorkflow.status)
+    assert status.open_tasks == []
+    assert recorded_tasks(stack)[call.task_id] == (True, "dossier cancelled")
