@@ -4,10 +4,11 @@ SQLAlchemy 2 typed models, SQLite on one machine and PostgreSQL in production;
 the schema is owned by the Alembic migrations in `adapters/migrations/`.
 Datetimes are timezone-aware UTC on both databases.
 
-Only `dossiers.provider_id` is a foreign key: activities write messages,
-tasks, timeline events, sign links and archive items in whatever order a
-workflow runs them, sometimes before the dossier row exists, so those tables
-refer to a dossier by an indexed `dossier_id` instead.
+Of the dossier tables only `dossiers.provider_id` is a foreign key: activities
+write messages, tasks, timeline events, sign links and archive items in
+whatever order a workflow runs them, sometimes before the dossier row exists,
+so those tables refer to a dossier by an indexed `dossier_id` instead. The
+portal's users and web sessions do use foreign keys.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Date,
     DateTime,
     Dialect,
@@ -220,6 +222,50 @@ class SignLink(Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """Someone who logs in to the portal: a provider's employee or staff.
+
+    A provider user sees its own provider's dossiers only; staff see all.
+    The email is kept lowercase so that one address is one account.
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("email = lower(email)", name="email_lowercase"),
+        CheckConstraint(
+            "(role = 'provider' AND provider_id IS NOT NULL)"
+            " OR (role = 'staff' AND provider_id IS NULL)",
+            name="role_and_provider",
+        ),
+    )
+
+    user_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(10))
+    provider_id: Mapped[str | None] = mapped_column(
+        ForeignKey("providers.provider_id"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class WebSession(Base):
+    """A logged-in browser of the portal.
+
+    `session_id` is the SHA-256 of the cookie's random token, so a copy of the
+    database lets nobody in; `csrf_token` goes into every form of the session.
+    """
+
+    __tablename__ = "web_sessions"
+
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
 
 
 # --- engine and schema ---------------------------------------------------

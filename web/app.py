@@ -29,7 +29,7 @@ from adapters.settings import get_settings
 from kmo.invoice import InvoiceRejected
 from starter.client import connect
 from starter.intake import IntakeError, IntakeService
-from web import api, outbox, staff
+from web import api, outbox, portal, staff
 from web.errors import error_body
 from web.forms import FormError
 from web.limits import BodySizeLimit, upload_body_limit
@@ -45,6 +45,7 @@ class Services:
 
     client: Client
     session_factory: Any
+    archive: Any
     intake: IntakeService
 
 
@@ -74,10 +75,12 @@ def create_app(
     )
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, limit=upload_body_limit(), paths=("/api/",))
+    app.add_middleware(portal.PortalBodyLimit)
     _add_error_handlers(app)
     _add_health_routes(app)
     app.include_router(api.router)
     app.include_router(outbox.router)
+    app.include_router(portal.router)
     app.include_router(staff.router)
     return app
 
@@ -90,7 +93,7 @@ async def _build_services(settings, client, session_factory, archive) -> Service
     if client is None:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
     intake = IntakeService(settings, client, session_factory, archive)
-    return Services(client, session_factory, intake)
+    return Services(client, session_factory, archive, intake)
 
 
 def _add_health_routes(app: FastAPI) -> None:

@@ -38,6 +38,8 @@ TABLES = {
     "sign_links",
     "tasks",
     "timeline_events",
+    "users",
+    "web_sessions",
 }
 
 
@@ -55,7 +57,7 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 def test_upgrade_creates_every_table(database_url: str) -> None:
-    """Migrating an empty database creates all tables at revision 0001."""
+    """Migrating an empty database creates all tables at revision 0002."""
     upgrade_database(database_url)
 
     engine = make_engine(database_url)
@@ -63,7 +65,7 @@ def test_upgrade_creates_every_table(database_url: str) -> None:
         assert set(inspect(engine).get_table_names()) == TABLES
         with engine.connect() as connection:
             version = connection.scalar(text("SELECT version_num FROM alembic_version"))
-        assert version == "0001"
+        assert version == "0002"
     finally:
         engine.dispose()
 
