@@ -29,7 +29,7 @@ from adapters.settings import get_settings
 from kmo.invoice import InvoiceRejected
 from starter.client import connect
 from starter.intake import IntakeError, IntakeService
-from web import api, outbox, portal, staff
+from web import api, outbox, portal, signing, staff
 from web.errors import error_body
 from web.forms import FormError
 from web.limits import BodySizeLimit, upload_body_limit
@@ -81,6 +81,7 @@ def create_app(
     app.include_router(api.router)
     app.include_router(outbox.router)
     app.include_router(portal.router)
+    app.include_router(signing.router)
     app.include_router(staff.router)
     return app
 

@@ -1,0 +1,453 @@
+"""Signing through emailed links, on a real SQLite database, archive and Temporal.
+
+Each dossier runs on the time-skipping test server with the real activities
+until it waits for the terms; the link is read from the mail in the outbox.
+The app is called in-process through ASGI, from 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from email import policy
+from pathlib import Path
+
+import httpx
+import pytest
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from sqlalchemy import select, update
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+
+from activities.dossier import DossierActivities
+from adapters.archive import LocalArchive
+from adapters.links import SIGN_LINK_SALT, sign_link_id, sign_token
+from adapters.mail import OutboxMailer
+from adapters.records import ArchiveItem, Dossier, SignLink, TimelineEvent
+from tests.factories import training_dossier
+from web.app import create_app
+from worker import build_worker
+from workflows.dossier import DossierWorkflow
+from workflows.messages import ApplicationInput, SignatureInput, Step
+
+USER_AGENT = "TestBrowser/1.0 (signing test)"
+_LINK = re.compile(r"/sign/([A-Za-z0-9_.\-]+)")
+_NONCE = re.compile(r'name="nonce" value="([^"]+)"')
+_ARTICLE = re.compile(r'<article id="document".*?</article>', re.DOTALL)
+
+
+@dataclass
+class TermsLink:
+    """A dossier waiting for its terms, and the link the client was mailed."""
+
+    handle: WorkflowHandle
+    dossier_id: str
+    link_id: str
+    path: str
+
+
+@pytest.fixture
+async def web(
+    time_skipping_env, settings, session_factory
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app with its lifespan run, and a worker with the real activities."""
+    archive = LocalArchive(settings.archive_dir)
+    activities = DossierActivities(
+        settings=settings,
+        session_factory=session_factory,
+        archive=archive,
+        mailer=OutboxMailer(settings.outbox_dir),
+    )
+    app = create_app(
+        settings,
+        temporal_client=time_skipping_env.client,
+        session_factory=session_factory,
+        archive=archive,
+    )
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://testserver",
+        headers={"User-Agent": USER_AGENT},
+    )
+    async with (
+        build_worker(time_skipping_env.client, settings, activities),
+        app.router.lifespan_context(app),
+        http,
+    ):
+        yield http
+
+
+@pytest.fixture
+async def terms(time_skipping_env, settings, web) -> AsyncIterator[TermsLink]:
+    """A training dossier of its own, at the terms step, with its mailed link."""
+    link = await start_at_terms(time_skipping_env.client, settings)
+    yield link
+    try:
+        await link.handle.terminate("test done")
+    except RPCError:
+        pass  # already closed
+
+
+async def start_at_terms(client, settings, language: str = "nl") -> TermsLink:
+    number = f"SIGN-{uuid.uuid4().hex[:8].upper()}"
+    dossier_id = f"0412345614-{number.lower()}"
+    base = training_dossier()
+    dossier = training_dossier(
+        dossier_id=dossier_id,
+        invoice_number=number,
+        client=replace(base.client, has_platform_account=True, language=language),
+    )
+    handle = await client.start_workflow(
+        DossierWorkflow.run,
+        dossier,
+        id=f"dossier-{dossier_id}",
+        task_queue=settings.task_queue,
+    )
+    await handle.signal(DossierWorkflow.record_application, ApplicationInput("P-1"))
+    path = await _terms_link_from_outbox(Path(settings.outbox_dir), dossier_id)
+    return TermsLink(
+        handle, dossier_id, sign_link_id(dossier_id, "terms", "client"), path
+    )
+
+
+async def _terms_link_from_outbox(outbox: Path, dossier_id: str) -> str:
+    """The link in the terms mail; the outbox is the test's own."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for path in outbox.glob("[!.]*.eml"):  # not the files still being written
+            mail = email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            if mail["X-Dossier-Template"] == "terms":
+                text = mail.get_body(preferencelist=("plain",)).get_content()
+                return "/sign/" + _LINK.search(text).group(1)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no terms mail for {dossier_id} in {outbox}")
+
+
+async def open_form(web: httpx.AsyncClient, path: str) -> tuple[str, str]:
+    """GET the signing page: (the nonce of its form, the document's HTML)."""
+    page = await web.get(path)
+    assert page.status_code == 200, page.text
+    return _NONCE.search(page.text).group(1), _ARTICLE.search(page.text).group(0)
+
+
+async def submit(
+    web: httpx.AsyncClient,
+    path: str,
+    nonce: str,
+    full_name: str = "An Peeters",
+    consent: bool = True,
+) -> httpx.Response:
+    form = {"nonce": nonce, "full_name": full_name}
+    if consent:
+        form["consent"] = "yes"
+    return await web.post(path, data=form)
+
+
+def link_row(session_factory, link_id: str) -> SignLink:
+    with session_factory() as session:
+        return session.get_one(SignLink, link_id)
+
+
+def events(session_factory, dossier_id: str, event: str) -> list[TimelineEvent]:
+    with session_factory() as session:
+        return list(
+            session.scalars(
+                select(TimelineEvent).where(
+                    TimelineEvent.dossier_id == dossier_id,
+                    TimelineEvent.event == event,
+                )
+            )
+        )
+
+
+def archived(session_factory, dossier_id: str, suffix: str) -> list[ArchiveItem]:
+    with session_factory() as session:
+        rows = session.scalars(
+            select(ArchiveItem).where(ArchiveItem.dossier_id == dossier_id)
+        )
+        return [row for row in rows if row.name.endswith(suffix)]
+
+
+async def signals(handle: WorkflowHandle, client) -> list[SignatureInput]:
+    """The record_signature signals in the workflow's history, decoded."""
+    found = []
+    async for event in handle.fetch_history_events():
+        attributes = event.workflow_execution_signaled_event_attributes
+        if attributes.signal_name == "record_signature":
+            [signature] = await client.data_converter.decode(
+                attributes.input.payloads, [SignatureInput]
+            )
+            found.append(signature)
+    return found
+
+
+async def step_becomes(handle: WorkflowHandle, step: Step) -> None:
+    for _ in range(200):
+        status = await handle.query(DossierWorkflow.status)
+        if status.step == step:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the dossier stayed at {status.step}, not {step}")
+
+
+# --- the page ----------------------------------------------------------------
+
+
+async def test_page_shows_the_terms_of_the_dossier_in_dutch(web, terms):
+    """The page shows the Dutch terms with invoice, provider and client, and a form."""
+    page = await web.get(terms.path)
+
+    assert page.status_code == 200
+    assert '<html lang="nl">' in page.text
+    assert '<meta name="viewport"' in page.text
+    assert "Voorwaarden van de KMO-portefeuille" in page.text
+    invoice_number = terms.dossier_id.removeprefix("0412345614-").upper()
+    assert f"<dt>Factuur</dt><dd>{invoice_number}</dd>" in page.text
+    assert "Leerhuis Schelde BV (erkend dienstverlener DV.O214567)" in page.text
+    assert "Bakkerij Peeters BV (ondernemingsnummer 0511.223.355)" in page.text
+    assert '<label for="full_name">Uw volledige naam</label>' in page.text
+    assert '<label for="consent">' in page.text
+    assert not re.search(r"<script|<link|src=|url\(", page.text)  # no assets
+    assert page.headers["referrer-policy"] == "no-referrer"
+
+
+async def test_page_is_in_the_clients_language(time_skipping_env, settings, web):
+    """A French-speaking client reads the terms in French."""
+    link = await start_at_terms(time_skipping_env.client, settings, language="fr")
+
+    page = await web.get(link.path)
+    await link.handle.terminate("test done")
+
+    assert page.status_code == 200
+    assert '<html lang="fr">' in page.text
+    assert "Conditions du portefeuille PME" in page.text
+
+
+# --- signing -----------------------------------------------------------------
+
+
+async def test_signing_uses_the_link_archives_evidence_and_moves_the_dossier_on(
+    time_skipping_env, settings, session_factory, web, terms
+):
+    """Signing marks the link used, archives PDF and evidence, signals the workflow."""
+    nonce, document = await open_form(web, terms.path)
+
+    response = await submit(web, terms.path, nonce)
+
+    assert response.status_code == 200
+    assert "Bedankt, uw handtekening is ontvangen" in response.text
+    assert link_row(session_factory, terms.link_id).used_at is not None
+    archive = LocalArchive(settings.archive_dir)
+    [evidence_row] = archived(session_factory, terms.dossier_id, ".json")
+    evidence = json.loads(archive.get(evidence_row.key))
+    assert evidence["link_id"] == terms.link_id
+    assert evidence["typed_name"] == "An Peeters"
+    assert evidence["consent"] is True
+    assert evidence["client_ip"] == "127.0.0.1"
+    assert evidence["user_agent"] == USER_AGENT
+    assert evidence["document_sha256"] == hashlib.sha256(document.encode()).hexdigest()
+    assert evidence_row.key.startswith(f"0412345614/{terms.dossier_id}/")
+    [pdf_row] = archived(session_factory, terms.dossier_id, ".pdf")
+    pdf = archive.get(pdf_row.key)
+    assert pdf.startswith(b"%PDF")
+    assert evidence["pdf_archive_key"] == pdf_row.key
+    assert evidence["pdf_sha256"] == hashlib.sha256(pdf).hexdigest() == pdf_row.sha256
+    shown = archive.get(evidence["document_archive_key"])
+    assert hashlib.sha256(shown).hexdigest() == evidence["document_sha256"]
+    [signature] = await signals(terms.handle, time_skipping_env.client)
+    assert (signature.link_id, signature.evidence_key) == (terms.link_id, pdf_row.key)
+    assert signature.participant is None
+    assert len(events(session_factory, terms.dossier_id, "signature.recorded")) == 1
+    await step_becomes(terms.handle, Step.PAYMENT)
+
+
+async def test_a_name_and_consent_are_needed(web, session_factory, terms):
+    """Without a name or consent the form comes back (422), naming both; unsigned."""
+    nonce, _ = await open_form(web, terms.path)
+
+    response = await submit(web, terms.path, nonce, full_name="   ", consent=False)
+
+    assert response.status_code == 422
+    assert "Typ uw volledige naam." in response.text
+    assert "Vink het vakje aan om te bevestigen dat u ondertekent." in response.text
+    assert 'aria-invalid="true"' in response.text
+    assert link_row(session_factory, terms.link_id).used_at is None
+
+
+async def test_a_document_changed_since_it_was_shown_is_shown_again(
+    web, session_factory, terms
+):
+    """If the dossier changed after the page was shown, the new text comes back."""
+    nonce, _ = await open_form(web, terms.path)
+    with session_factory.begin() as session:
+        session.execute(
+            update(Dossier)
+            .where(Dossier.dossier_id == terms.dossier_id)
+            .values(client_name="Bakkerij Peeters-Janssens BV")
+        )
+
+    response = await submit(web, terms.path, nonce)
+
+    assert response.status_code == 409
+    assert "Het document is gewijzigd" in response.text
+    assert "Bakkerij Peeters-Janssens BV" in response.text
+    assert link_row(session_factory, terms.link_id).used_at is None
+
+
+# --- refusals ----------------------------------------------------------------
+
+
+async def test_a_tampered_token_gets_a_plain_400(web, terms):
+    """A token with one character changed answers 400 without saying why."""
+    token = terms.path.removeprefix("/sign/")
+    position = len(token) - 6
+    changed = "A" if token[position] != "A" else "B"
+    tampered = token[:position] + changed + token[position + 1 :]
+
+    response = await web.get(f"/sign/{tampered}")
+
+    assert response.status_code == 400
+    assert "Deze link is niet geldig" in response.text
+    assert "verlopen" not in response.text
+    assert tampered not in response.text
+
+
+async def test_an_expired_link_offers_a_new_one(web, session_factory, terms):
+    """A link past its date shows 'expired'; asking for a new one is recorded."""
+    nonce, _ = await open_form(web, terms.path)
+    with session_factory.begin() as session:
+        session.execute(
+            update(SignLink)
+            .where(SignLink.link_id == terms.link_id)
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+
+    page = await web.get(terms.path)
+    submitted = await submit(web, terms.path, nonce)
+    renew_nonce = _NONCE.search(page.text).group(1)
+    renewal = await web.post(f"{terms.path}/renew", data={"nonce": renew_nonce})
+
+    assert page.status_code == 410
+    assert "Deze link is verlopen" in page.text
+    assert f'action="{terms.path}/renew"' in page.text
+    assert submitted.status_code == 410
+    assert link_row(session_factory, terms.link_id).used_at is None
+    assert renewal.status_code == 200
+    assert "Uw aanvraag is genoteerd" in renewal.text
+    [event] = events(session_factory, terms.dossier_id, "link.renewal_requested")
+    assert event.detail == f"terms link {terms.link_id}"
+
+
+async def test_a_token_older_than_the_link_validity_is_expired(web, settings, terms):
+    """A genuine token made 31 days ago counts as expired, whatever the record says."""
+
+    class MonthAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - 31 * 24 * 3600
+
+    secret = settings.link_secret.get_secret_value()
+    old = URLSafeTimedSerializer(secret, salt=SIGN_LINK_SALT, signer=MonthAgo).dumps(
+        {"l": terms.link_id}
+    )
+
+    response = await web.get(f"/sign/{old}")
+
+    assert response.status_code == 410
+    assert "Deze link is verlopen" in response.text
+
+
+async def test_a_used_link_says_already_signed(web, terms):
+    """After signing, the link shows 'already signed' and a second submit is 409."""
+    nonce, _ = await open_form(web, terms.path)
+    first = await submit(web, terms.path, nonce)
+
+    again = await submit(web, terms.path, nonce)
+    page = await web.get(terms.path)
+
+    assert first.status_code == 200
+    assert again.status_code == 409
+    assert "Dit document is al ondertekend" in again.text
+    assert page.status_code == 200
+    assert "Dit document is al ondertekend" in page.text
+
+
+async def test_the_form_of_one_link_cannot_sign_another(
+    web, settings, session_factory, terms
+):
+    """A form rendered for one signer's link is refused (400) on another's link."""
+    other_id = sign_link_id(terms.dossier_id, "terms", "Jan Janssens")
+    with session_factory.begin() as session:
+        session.add(
+            SignLink(
+                link_id=other_id,
+                dossier_id=terms.dossier_id,
+                document="terms",
+                signer="Jan Janssens",
+                expires_at=datetime.now(UTC) + timedelta(days=30),
+            )
+        )
+    other_path = (
+        f"/sign/{sign_token(settings.link_secret.get_secret_value(), other_id)}"
+    )
+    nonce, _ = await open_form(web, terms.path)
+
+    response = await submit(web, other_path, nonce, full_name="Jan Janssens")
+
+    assert response.status_code == 400
+    assert link_row(session_factory, other_id).used_at is None
+    assert link_row(session_factory, terms.link_id).used_at is None
+
+
+async def test_a_submit_without_a_valid_nonce_is_refused(web, session_factory, terms):
+    """A POST with a forged nonce answers 400 and signs nothing."""
+    response = await submit(web, terms.path, "forged.nonce")
+
+    assert response.status_code == 400
+    assert link_row(session_factory, terms.link_id).used_at is None
+
+
+async def test_two_racing_submits_make_one_signature(
+    time_skipping_env, web, session_factory, terms
+):
+    """Two submits at once: one signs (200), the other is told it is signed (409)."""
+    nonce, _ = await open_form(web, terms.path)
+
+    responses = await asyncio.gather(
+        submit(web, terms.path, nonce), submit(web, terms.path, nonce)
+    )
+
+    assert sorted(r.status_code for r in responses) == [200, 409]
+    assert len(events(session_factory, terms.dossier_id, "signature.recorded")) == 1
+    assert len(archived(session_factory, terms.dossier_id, ".pdf")) == 1
+    assert len(await signals(terms.handle, time_skipping_env.client)) == 1
+
+
+async def test_a_document_not_signable_online_says_so(
+    web, settings, session_factory, terms
+):
+    """An attendance link answers 501: it cannot be signed online yet."""
+    link_id = sign_link_id(terms.dossier_id, "attendance", "client")
+    with session_factory.begin() as session:
+        session.add(
+            SignLink(
+                link_id=link_id,
+                dossier_id=terms.dossier_id,
+                document="attendance",
+                signer="client",
+                expires_at=datetime.now(UTC) + timedelta(days=30),
+            )
+        )
+    token = sign_token(settings.link_secret.get_secret_value(), link_id)
+
+    response = await web.get(f"/sign/{token}")
+
+    assert response.status_code == 501
+    assert "kan nog niet online ondertekend worden" in response.text

@@ -1,0 +1,662 @@
+"""Signing pages: a client opens an emailed link, reads the document and signs it.
+
+`GET /sign/{token}` shows the link's document (the programme's terms, in the
+client's language) with a form: the typed full name and a consent box.
+`POST /sign/{token}` marks the link used once, even when two submits race;
+archives the evidence (UTC time, IP address, user agent, SHA-256 of the
+document's HTML as shown, link id) as JSON beside the document's HTML and a
+signed PDF with an audit page; signals the dossier's workflow; and confirms.
+
+The token holds only the link id (`adapters.links`). Each rendered form
+carries a nonce signed with the same secret under another salt; it binds the
+submit to that link, the language and the hash of the document shown, so the
+form of one link cannot sign another, and a document that changed in between
+is shown again instead of being signed unread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+import structlog
+import weasyprint  # type: ignore[import-untyped]  # ships no type hints
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+
+from activities.dossier import SIGN_LINK_VALIDITY
+from adapters.archive import Archive, ArchivedItem, LocalArchive
+from adapters.links import InvalidSignToken, read_sign_token
+from adapters.records import (
+    Dossier,
+    Provider,
+    SignLink,
+    TimelineEvent,
+    record_archived,
+    utcnow,
+)
+from kmo.rules import retention_until
+from workflows.messages import Document, DossierInput, SignatureInput
+
+log = structlog.get_logger(__name__)
+
+router = APIRouter(tags=["signing"])
+
+TEMPLATES = Path(__file__).parent / "templates" / "sign"
+LANGUAGES = ("nl", "fr", "en")
+DEFAULT_LANGUAGE = "nl"
+CLIENT = "client"
+FORM_SALT = "sign-form"
+RENEW_SALT = "sign-renew"
+FORM_MAX_AGE = timedelta(hours=4)  # a page left open longer is shown again
+MAX_NAME_LENGTH = 200
+# Documents that can be signed here, with their template's stem.
+# TODO: attendance (per participant per day) and satisfaction need their own
+# documents and questions before their links can be signed online.
+SIGNABLE = {Document.TERMS.value: "terms"}
+SECURITY_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",  # the token is in the URL
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+
+USED, EXPIRED, UNAVAILABLE = "used", "expired", "unavailable"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a signed document shows of its dossier, read from the records."""
+
+    dossier_id: str
+    workflow_id: str
+    provider_id: str
+    provider_name: str
+    dv_number: str
+    invoice_number: str
+    client_name: str
+    enterprise_number: str
+    is_training: bool
+    step: str
+    created_on: date
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A link whose token is genuine; `refusal` says why it cannot be signed."""
+
+    link_id: str
+    document: str
+    signer: str
+    facts: Facts
+    refusal: str | None
+
+
+# --- routes ----------------------------------------------------------------
+
+
+@router.get("/sign/{token}", response_class=HTMLResponse)
+async def sign_page(request: Request, token: str, lang: str = "") -> HTMLResponse:
+    """The document behind an emailed link, with the form to sign it."""
+    opened = await _open(request, token)
+    if opened is None:
+        return _invalid()
+    language = await _language(request, opened.facts, lang)
+    if opened.refusal is not None:
+        return _refusal(request, token, opened, language, on_submit=False)
+    return _form(request, token, opened, language)
+
+
+@router.post("/sign/{token}", response_class=HTMLResponse)
+async def sign(request: Request, token: str) -> HTMLResponse:
+    """Sign the link's document: once, with the evidence archived."""
+    opened = await _open(request, token)
+    if opened is None:
+        return _invalid()
+    form = await request.form()
+    nonce = _read_nonce(request, FORM_SALT, form.get("nonce"), opened.link_id)
+    if nonce is None:
+        return _invalid()
+    payload, stale = nonce
+    language = payload["lang"]
+    if opened.refusal is not None:
+        return _refusal(request, token, opened, language, on_submit=True)
+
+    full_name = " ".join(str(form.get("full_name") or "").split())[:MAX_NAME_LENGTH]
+    texts = _strings()[language]
+    if stale:
+        return _form(
+            request, token, opened, language, 400, full_name, texts["error_stale"]
+        )
+    errors = {}
+    if not full_name:
+        errors["full_name"] = texts["error_name"]
+    if not form.get("consent"):
+        errors["consent"] = texts["error_consent"]
+    if errors:
+        return _form(request, token, opened, language, 422, full_name, errors=errors)
+    document = render_document(opened.document, language, opened.facts)
+    if _sha256(document) != payload["h"]:
+        return _form(
+            request, token, opened, language, 409, full_name, texts["error_changed"]
+        )
+    return await _record_signature(
+        request, token, opened, language, document, full_name
+    )
+
+
+@router.post("/sign/{token}/renew", response_class=HTMLResponse)
+async def request_renewal(request: Request, token: str) -> HTMLResponse:
+    """Ask for a fresh link in place of an expired one.
+
+    TODO: mail the fresh link by itself; that needs a workflow signal that
+    runs `create_sign_links` again. For now the request is a timeline event
+    that staff act on.
+    """
+    opened = await _open(request, token)
+    if opened is None:
+        return _invalid()
+    form = await request.form()
+    nonce = _read_nonce(request, RENEW_SALT, form.get("nonce"), opened.link_id)
+    if nonce is None:
+        return _invalid()
+    language = nonce[0]["lang"]
+    if opened.refusal == USED:
+        return _refusal(request, token, opened, language, on_submit=True)
+
+    today = utcnow().date().isoformat()
+    await run_in_threadpool(
+        _note,
+        _services(request).session_factory,
+        TimelineEvent(
+            dossier_id=opened.facts.dossier_id,
+            at=utcnow(),
+            event="link.renewal_requested",
+            detail=f"{opened.document} link {opened.link_id}",
+            step=opened.facts.step,
+            source=f"renew/{opened.link_id}/{today}",
+        ),
+    )
+    log.info(
+        "sign_link.renewal_requested",
+        dossier_id=opened.facts.dossier_id,
+        link_id=opened.link_id,
+    )
+    return _message(language, 200, "renewal")
+
+
+# --- opening a link ----------------------------------------------------------
+
+
+async def _open(request: Request, token: str) -> Opened | None:
+    """The link of a genuine token, with its state; None for anything forged."""
+    secret = _secret(request)
+    max_age = int(SIGN_LINK_VALIDITY.total_seconds())
+    too_old = False
+    try:
+        link_id = read_sign_token(secret, token, max_age_seconds=max_age)
+    except InvalidSignToken as error:
+        if not isinstance(error.__cause__, SignatureExpired):
+            log.info("sign_link.invalid_token")
+            return None
+        link_id = read_sign_token(secret, token)  # genuine, only old
+        too_old = True
+
+    loaded = await run_in_threadpool(_load, _services(request).session_factory, link_id)
+    if loaded is None:
+        log.info("sign_link.unknown", link_id=link_id)
+        return None
+    row, facts = loaded
+    refusal = None
+    if row.used_at is not None:
+        refusal = USED
+    elif too_old or row.expires_at <= utcnow():
+        refusal = EXPIRED
+    elif row.document not in SIGNABLE:
+        refusal = UNAVAILABLE
+    return Opened(link_id, row.document, row.signer, facts, refusal)
+
+
+def _load(
+    sessions: sessionmaker[Session], link_id: str
+) -> tuple[SignLink, Facts] | None:
+    with sessions() as session:
+        link = session.get(SignLink, link_id)
+        if link is None:
+            return None
+        dossier = session.get(Dossier, link.dossier_id)
+        if dossier is None:
+            return None
+        provider = session.get_one(Provider, dossier.provider_id)
+        session.expunge(link)
+        facts = Facts(
+            dossier_id=dossier.dossier_id,
+            workflow_id=dossier.workflow_id,
+            provider_id=dossier.provider_id,
+            provider_name=provider.name,
+            dv_number=_dv_number(provider.dv_numbers, dossier.kind),
+            invoice_number=dossier.invoice_number,
+            client_name=dossier.client_name,
+            enterprise_number=dossier.client_enterprise_number,
+            is_training=dossier.kind == "training",
+            step=dossier.step,
+            created_on=dossier.created_at.date(),
+        )
+        return link, facts
+
+
+def _dv_number(known: Any, kind: str) -> str:
+    """The provider's DV number of the dossier's kind: DV.O training, DV.A advice."""
+    numbers = [known] if isinstance(known, str) else list(known or [])
+    prefix = "DV.O" if kind == "training" else "DV.A"
+    matching = [number for number in numbers if number.startswith(prefix)]
+    return (matching or numbers or [""])[0]
+
+
+async def _language(request: Request, facts: Facts, asked: str) -> str:
+    """The language asked for on the page, else the client's, else Dutch."""
+    if asked in LANGUAGES:
+        return asked
+    dossier = await _dossier_input(_services(request).client, facts.workflow_id)
+    language = dossier.client.language if dossier is not None else ""
+    return language if language in LANGUAGES else DEFAULT_LANGUAGE
+
+
+async def _dossier_input(client: Client, workflow_id: str) -> DossierInput | None:
+    """The dossier as its workflow started: the client's language, the start date.
+
+    The records keep neither, so they are read from the first history event.
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        async for event in handle.fetch_history_events(page_size=1):
+            started = event.workflow_execution_started_event_attributes
+            [dossier] = await client.data_converter.decode(
+                started.input.payloads, [DossierInput]
+            )
+            return dossier
+    except Exception as error:  # any failure means: fall back to the defaults
+        log.warning(
+            "signing.dossier_input_unavailable",
+            workflow_id=workflow_id,
+            error=type(error).__name__,
+        )
+    return None
+
+
+# --- signing -----------------------------------------------------------------
+
+
+async def _record_signature(
+    request: Request,
+    token: str,
+    opened: Opened,
+    language: str,
+    document: str,
+    full_name: str,
+) -> HTMLResponse:
+    services = _services(request)
+    signed_at = utcnow()
+    if not await run_in_threadpool(
+        _claim, services.session_factory, opened.link_id, signed_at
+    ):
+        # Another submit won the race, or the link expired meanwhile.
+        again = await _open(request, token)
+        if again is None:
+            return _invalid()
+        return _refusal(request, token, again, language, on_submit=True)
+
+    facts = opened.facts
+    evidence = {
+        "dossier_id": facts.dossier_id,
+        "workflow_id": facts.workflow_id,
+        "link_id": opened.link_id,
+        "document": opened.document,
+        "signer": opened.signer,
+        "typed_name": full_name,
+        "consent": True,
+        "language": language,
+        "signed_at": signed_at.isoformat(),
+        "client_ip": request.client.host if request.client else "",
+        "user_agent": request.headers.get("user-agent", ""),
+        "document_sha256": _sha256(document),
+    }
+    try:
+        dossier = await _dossier_input(services.client, facts.workflow_id)
+        # Without the start date, the dossier's creation keeps it at least as long.
+        start = dossier.start_date if dossier is not None else facts.created_on
+        pdf_key, evidence_key = await run_in_threadpool(
+            _archive_evidence,
+            _archive(request),
+            services.session_factory,
+            facts,
+            document,
+            evidence,
+            retention_until(start),
+        )
+        await services.client.get_workflow_handle(facts.workflow_id).signal(
+            "record_signature",
+            SignatureInput(
+                document=Document(opened.document),
+                signer_name=full_name,
+                participant=None if opened.signer == CLIENT else opened.signer,
+                link_id=opened.link_id,
+                evidence_key=pdf_key,
+            ),
+        )
+    except Exception as error:  # give the link back: nothing counts as signed
+        await run_in_threadpool(
+            _release, services.session_factory, opened.link_id, signed_at
+        )
+        log.warning(
+            "signature.failed",
+            dossier_id=facts.dossier_id,
+            link_id=opened.link_id,
+            error=type(error).__name__,
+        )
+        return _message(language, 503, "failed")
+
+    await run_in_threadpool(
+        _note,
+        services.session_factory,
+        TimelineEvent(
+            dossier_id=facts.dossier_id,
+            at=signed_at,
+            event="signature.recorded",
+            detail=(
+                f"{opened.document} through link {opened.link_id}; "
+                f"evidence {evidence_key}"
+            ),
+            step=facts.step,
+            source=f"sign/{opened.link_id}",
+        ),
+    )
+    log.info(
+        "signature.recorded",
+        dossier_id=facts.dossier_id,
+        workflow_id=facts.workflow_id,
+        link_id=opened.link_id,
+        document=opened.document,
+    )
+    return _message(
+        language,
+        200,
+        "signed",
+        signed_at=signed_at.strftime("%Y-%m-%d %H:%M:%S"),
+        reference=opened.link_id,
+    )
+
+
+def _claim(sessions: sessionmaker[Session], link_id: str, at: datetime) -> bool:
+    """Mark the link used, if nobody did and it has not expired: one winner."""
+    with sessions.begin() as session:
+        result = session.execute(
+            update(SignLink)
+            .where(
+                SignLink.link_id == link_id,
+                SignLink.used_at.is_(None),
+                SignLink.expires_at > at,
+            )
+            .values(used_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _release(sessions: sessionmaker[Session], link_id: str, at: datetime) -> None:
+    """Undo our own claim after a failure, so the client can sign again."""
+    with sessions.begin() as session:
+        session.execute(
+            update(SignLink)
+            .where(SignLink.link_id == link_id, SignLink.used_at == at)
+            .values(used_at=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def _archive_evidence(
+    archive: Archive,
+    sessions: sessionmaker[Session],
+    facts: Facts,
+    document: str,
+    evidence: dict[str, Any],
+    retain_until: date,
+) -> tuple[str, str]:
+    """Archive the document's HTML, the signed PDF and the evidence JSON.
+
+    Returns the keys of the PDF and of the evidence.
+    """
+    language = evidence["language"]
+    pdf = weasyprint.HTML(
+        string=_environment()
+        .get_template("signed_pdf.html")
+        .render(
+            language=language,
+            t=_strings()[language],
+            document=Markup(document),  # noqa: S704 - rendered with autoescape
+            evidence=evidence,
+        )
+    ).write_pdf()
+    assert pdf is not None  # write_pdf returns bytes when given no target
+    put = partial(
+        archive.put, facts.provider_id, facts.dossier_id, retain_until=retain_until
+    )
+    stem = f"signed-{evidence['document']}-{evidence['link_id']}"
+    html_item = put(f"{stem}.html", document.encode(), content_type="text/html")
+    pdf_item = put(f"{stem}.pdf", pdf, content_type="application/pdf")
+    evidence = {
+        **evidence,
+        "document_archive_key": html_item.key,
+        "pdf_archive_key": pdf_item.key,
+        "pdf_sha256": pdf_item.sha256,
+    }
+    data = json.dumps(evidence, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    json_item = put(f"{stem}.json", data.encode(), content_type="application/json")
+
+    with sessions.begin() as session:
+        for item in (html_item, pdf_item, json_item):
+            _record(session, item, facts)
+    return pdf_item.key, json_item.key
+
+
+def _record(session: Session, item: ArchivedItem, facts: Facts) -> None:
+    record_archived(
+        session,
+        item,
+        container=facts.provider_id,
+        dossier_id=facts.dossier_id,
+        name=item.key.rsplit("/", 1)[-1].split("-", 1)[-1],
+        content_type=item.content_type,
+    )
+
+
+def _note(sessions: sessionmaker[Session], event: TimelineEvent) -> None:
+    """Add a timeline event once: its `source` is unique."""
+    with sessions() as session:
+        if session.scalar(
+            select(TimelineEvent.id).where(TimelineEvent.source == event.source)
+        ):
+            return
+        session.add(event)
+        try:
+            session.commit()
+        except IntegrityError:  # a concurrent request wrote it first
+            session.rollback()
+
+
+# --- rendering ---------------------------------------------------------------
+
+
+def render_document(document: str, language: str, facts: Facts) -> str:
+    """The document's HTML as the signer reads it; its SHA-256 is the evidence."""
+    template = _environment().get_template(f"{SIGNABLE[document]}.{language}.html")
+    return template.render(facts=facts)
+
+
+def _form(
+    request: Request,
+    token: str,
+    opened: Opened,
+    language: str,
+    status: int = 200,
+    full_name: str = "",
+    notice: str = "",
+    *,
+    errors: dict[str, str] | None = None,
+) -> HTMLResponse:
+    document = render_document(opened.document, language, opened.facts)
+    nonce = _serializer(request, FORM_SALT).dumps(
+        {"l": opened.link_id, "lang": language, "h": _sha256(document)}
+    )
+    texts = _strings()[language]
+    return _page(
+        "form.html",
+        language,
+        status,
+        title=texts["title_sign"],
+        token=token,
+        nonce=nonce,
+        document=Markup(document),  # noqa: S704 - rendered with autoescape
+        full_name=full_name,
+        notice=notice,
+        errors=errors or {},
+    )
+
+
+def _refusal(
+    request: Request, token: str, opened: Opened, language: str, *, on_submit: bool
+) -> HTMLResponse:
+    """Already signed, expired, or not signable online."""
+    if opened.refusal == USED:
+        return _message(language, 409 if on_submit else 200, "used")
+    if opened.refusal == EXPIRED:
+        renew_nonce = _serializer(request, RENEW_SALT).dumps(
+            {"l": opened.link_id, "lang": language}
+        )
+        return _message(language, 410, "expired", token=token, renew_nonce=renew_nonce)
+    return _message(language, 501, "unavailable")
+
+
+def _message(language: str, status: int, kind: str, **context: Any) -> HTMLResponse:
+    texts = _strings()[language]
+    return _page(
+        "message.html",
+        language,
+        status,
+        title=texts[f"{kind}_title"],
+        body=texts[f"{kind}_body"],
+        **context,
+    )
+
+
+def _invalid() -> HTMLResponse:
+    """A forged, altered or unknown token: no detail about why."""
+    html = _environment().get_template("invalid.html").render()
+    return HTMLResponse(html, status_code=400, headers=SECURITY_HEADERS)
+
+
+def _page(template: str, language: str, status: int, **context: Any) -> HTMLResponse:
+    strings = _strings()
+    html = (
+        _environment()
+        .get_template(template)
+        .render(
+            language=language,
+            t=strings[language],
+            languages=[(code, strings[code]["language_name"]) for code in LANGUAGES],
+            **context,
+        )
+    )
+    return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(enabled_extensions=("html",)),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+@lru_cache(maxsize=1)
+def _strings() -> dict[str, dict[str, str]]:
+    """The pages' words per language, from `templates/sign/strings.json`."""
+    strings: dict[str, dict[str, str]] = json.loads(
+        (TEMPLATES / "strings.json").read_text(encoding="utf-8")
+    )
+    return strings
+
+
+# --- small helpers -------------------------------------------------------------
+
+
+def _read_nonce(
+    request: Request, salt: str, nonce: Any, link_id: str
+) -> tuple[dict[str, str], bool] | None:
+    """The form's nonce for this link, and whether it is stale; None if forged."""
+    if not isinstance(nonce, str):
+        return None
+    serializer = _serializer(request, salt)
+    stale = False
+    try:
+        payload = serializer.loads(nonce, max_age=int(FORM_MAX_AGE.total_seconds()))
+    except SignatureExpired:
+        payload, stale = serializer.loads(nonce), True
+    except BadSignature:
+        log.info("sign_link.invalid_nonce", link_id=link_id)
+        return None
+    if (
+        not isinstance(payload, dict)
+        or payload.get("l") != link_id
+        or payload.get("lang") not in LANGUAGES
+    ):
+        log.info("sign_link.nonce_of_another_link", link_id=link_id)
+        return None
+    return payload, stale
+
+
+def _serializer(request: Request, salt: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_secret(request), salt=salt)
+
+
+def _secret(request: Request) -> str:
+    secret: str = request.app.state.settings.link_secret.get_secret_value()
+    return secret
+
+
+def _services(request: Request) -> Any:
+    return request.app.state.services
+
+
+def _archive(request: Request) -> Archive:
+    """The app's archive; the settings' folder while the services do not hold one.
+
+    TODO: let `web.app.Services` carry the archive it builds, so an injected
+    (or S3) archive reaches this route too.
+    """
+    archive = getattr(_services(request), "archive", None)
+    if archive is not None:
+        return archive  # type: ignore[no-any-return]
+    return LocalArchive(request.app.state.settings.archive_dir)
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
