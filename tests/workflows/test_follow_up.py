@@ -100,8 +100,8 @@ async def start(env: WorkflowEnvironment, stack, dossier: DossierInput):
 async def until(
     handle: WorkflowHandle, check: Callable[[DossierStatus], bool]
 ) -> DossierStatus:
-    """Poll the status query until `check` holds (real seconds, not skipped)."""
-    for _ in range(200):
+    """Poll the status query until `check` holds (up to 60 real seconds)."""
+    for _ in range(1200):
         status = await handle.query(DossierWorkflow.status)
         if check(status):
             return status
