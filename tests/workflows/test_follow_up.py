@@ -7,6 +7,7 @@ case the follow-up exists for: the provider is never paid unless we chase.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import uuid
 from collections.abc import Callable
@@ -41,6 +42,7 @@ from workflows.messages import (
 )
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "invoices"
+HISTORIES = Path(__file__).parent / "histories"
 WRITTEN_ON = date(2026, 12, 3)  # the fixtures' dates are relative to this day
 POLICY = FollowUpPolicy(
     payment_order_days=14, payment_order_reminder_every_days=7, reminders_before_call=2
@@ -107,6 +109,14 @@ async def until(
             return status
         await asyncio.sleep(0.05)
     raise AssertionError(f"never reached; last status: {status}")
+
+
+async def keep_history(handle: WorkflowHandle, name: str) -> None:
+    """With RECORD_HISTORIES=1, store the history so far for the replay test."""
+    if os.environ.get("RECORD_HISTORIES") != "1":
+        return
+    history = await handle.fetch_history()
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
 
 
 def templates_sent(status: DossierStatus) -> list[str]:
@@ -184,6 +194,7 @@ async def test_forgotten_payment_order_is_chased_until_staff_records_payment(
         ("deposit", True),
         ("payment order", True),
     ]
+    await keep_history(handle, "training-payment-order-chase")
     records = recorded_tasks(stack)
     assert records[calls[0].task_id] == (True, "no_answer")
     assert records[calls[1].task_id] == (True, "no longer needed")
