@@ -29,11 +29,13 @@ from adapters.settings import get_settings
 from kmo.invoice import InvoiceRejected
 from starter.client import connect
 from starter.intake import IntakeError, IntakeService
-from web import api, outbox, portal, signing, staff
+from web import api, outbox, portal, sendgrid_events, signing, staff
 from web.errors import error_body
 from web.forms import FormError
 from web.limits import BodySizeLimit, upload_body_limit
+from web.security import RateLimit, SecurityHeaders
 
+RATE_LIMITED = ("/sign/", "/portal/login")
 log = structlog.get_logger()
 
 READY_TIMEOUT_SECONDS = 3.0
@@ -76,6 +78,8 @@ def create_app(
     app.state.settings = settings
     app.add_middleware(BodySizeLimit, limit=upload_body_limit(), paths=("/api/",))
     app.add_middleware(portal.PortalBodyLimit)
+    app.add_middleware(RateLimit, prefixes=RATE_LIMITED, per_minute=10)
+    app.add_middleware(SecurityHeaders, https=settings.base_url.startswith("https"))
     _add_error_handlers(app)
     _add_health_routes(app)
     app.include_router(api.router)
@@ -83,6 +87,7 @@ def create_app(
     app.include_router(portal.router)
     app.include_router(signing.router)
     app.include_router(staff.router)
+    app.include_router(sendgrid_events.router)
     return app
 
 
