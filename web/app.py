@@ -23,8 +23,8 @@ from starlette.exceptions import HTTPException
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from adapters.archive import LocalArchive
 from adapters.records import make_engine, make_session_factory
+from adapters.s3archive import make_archive
 from adapters.settings import get_settings
 from kmo.invoice import InvoiceRejected
 from starter.client import connect
@@ -95,7 +95,7 @@ async def _build_services(settings, client, session_factory, archive) -> Service
     if session_factory is None:
         session_factory = make_session_factory(make_engine(settings.database_url))
     if archive is None:
-        archive = LocalArchive(settings.archive_dir)
+        archive = make_archive(settings)
     if client is None:
         client = await connect(settings.temporal_address, settings.temporal_namespace)
     intake = IntakeService(settings, client, session_factory, archive)
