@@ -50,6 +50,7 @@ from sendgrid.helpers.mail import (  # type: ignore[import-untyped]  # no hints
 )
 from temporalio.exceptions import ApplicationError
 
+from adapters.mail import Mailer, OutboxMailer
 from adapters.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -245,3 +246,10 @@ def _retry_after(error: HTTPError) -> timedelta | None:
     except ValueError:
         return None
     return timedelta(seconds=seconds) if seconds and seconds > 0 else None
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    """The mailer the settings choose: the outbox folder, or SendGrid."""
+    if settings.mail_backend == "sendgrid":
+        return SendGridMailer.from_settings(settings)
+    return OutboxMailer(settings.outbox_dir)

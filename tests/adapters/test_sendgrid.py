@@ -362,3 +362,19 @@ async def test_rejected_mail_stays_pending(
     assert raised.value.non_retryable is True
     with session_factory() as session:
         assert session.get_one(Message, TERMS_KEY).status == "pending"
+
+
+def test_settings_choose_the_mailer(tmp_path):
+    """The outbox by default; SendGrid when asked, and only with its key."""
+    from adapters.sendgrid import make_mailer
+    from adapters.settings import Settings
+
+    outbox = make_mailer(Settings(data_dir=tmp_path))
+    sendgrid = make_mailer(
+        Settings(data_dir=tmp_path, mail_backend="sendgrid", sendgrid_api_key="SG.x")
+    )
+
+    assert type(outbox).__name__ == "OutboxMailer"
+    assert type(sendgrid).__name__ == "SendGridMailer"
+    with pytest.raises(ValueError, match="DOSSIER_SENDGRID_API_KEY is not set"):
+        make_mailer(Settings(data_dir=tmp_path, mail_backend="sendgrid"))
