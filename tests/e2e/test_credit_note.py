@@ -1,0 +1,91 @@
+"""A credit note cancels the dossier of the invoice it names, through intake."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from adapters.archive import LocalArchive
+from starter.intake import IntakeError, IntakeService, UploadDetails
+from worker import build_activities, build_worker
+from workflows.dossier import DossierWorkflow
+from workflows.messages import Step
+
+pytestmark = pytest.mark.e2e
+
+
+def invoice(invoices, number: str) -> bytes:
+    text = (invoices / "training-open-1p.xml").read_text()
+    return text.replace("LS-2026-0141", number).encode()
+
+
+def credit_note(invoices, number: str, cancels: str) -> bytes:
+    """The open training turned into a UBL CreditNote that names `cancels`."""
+    text = (invoices / "training-open-1p.xml").read_text()
+    text = text.replace(
+        '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"',
+        '<CreditNote xmlns="urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"',
+    ).replace("</Invoice>", "</CreditNote>")
+    text = text.replace(
+        "<cbc:InvoiceTypeCode>380</cbc:InvoiceTypeCode>",
+        "<cbc:CreditNoteTypeCode>381</cbc:CreditNoteTypeCode>",
+    )
+    text = text.replace("<cbc:ID>LS-2026-0141</cbc:ID>", f"<cbc:ID>{number}</cbc:ID>")
+    text = text.replace(
+        "<cac:InvoicePeriod>",
+        "<cac:BillingReference><cac:InvoiceDocumentReference>"
+        f"<cbc:ID>{cancels}</cbc:ID>"
+        "</cac:InvoiceDocumentReference></cac:BillingReference><cac:InvoicePeriod>",
+    )
+    text = text.replace("InvoiceLine>", "CreditNoteLine>")
+    return text.replace("InvoicedQuantity", "CreditedQuantity").encode()
+
+
+async def test_credit_note_cancels_the_running_dossier(
+    dev_env, settings, session_factory, invoices
+):
+    """Invoice, then its credit note: the dossier ends cancelled, with no fee."""
+    number = f"CN-TEST-{uuid.uuid4().hex[:8]}"
+    intake = IntakeService(
+        settings, dev_env.client, session_factory, LocalArchive(settings.archive_dir)
+    )
+    async with build_worker(dev_env.client, settings, build_activities(settings)):
+        started = await intake.submit(
+            invoice(invoices, number), "f.xml", "application/xml", UploadDetails()
+        )
+        cancelled = await intake.submit(
+            credit_note(invoices, f"CN-{number}", cancels=number),
+            "cn.xml",
+            "application/xml",
+            UploadDetails(),
+        )
+        handle = dev_env.client.get_workflow_handle_for(
+            DossierWorkflow.run, started.workflow_id
+        )
+        result = await handle.result()
+
+    assert cancelled.cancelled is True
+    assert cancelled.dossier_id == started.dossier_id
+    assert result.outcome == Step.CANCELLED
+    assert result.fee is None
+
+
+async def test_credit_note_for_an_unknown_invoice_is_refused(
+    dev_env, settings, session_factory, invoices
+):
+    """A credit note naming no dossier we run says so, and stores nothing."""
+    intake = IntakeService(
+        settings, dev_env.client, session_factory, LocalArchive(settings.archive_dir)
+    )
+
+    with pytest.raises(IntakeError, match="no running dossier has that invoice"):
+        await intake.submit(
+            credit_note(invoices, "CN-X", cancels="NEVER-SEEN-1"),
+            "cn.xml",
+            "application/xml",
+            UploadDetails(),
+        )
+    assert not settings.archive_dir.exists() or not any(
+        p.is_file() for p in settings.archive_dir.rglob("*")
+    )
