@@ -9,13 +9,14 @@ import asyncio
 
 import structlog
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.dossier import DossierActivities
 from adapters.logging import configure_logging
-from adapters.mail import OutboxMailer
 from adapters.records import make_engine, make_session_factory
 from adapters.s3archive import make_archive
+from adapters.sendgrid import make_mailer
 from adapters.settings import Settings, get_settings
 from starter.client import connect
 from workflows.dossier import DossierWorkflow
@@ -31,7 +32,7 @@ def build_activities(settings: Settings) -> DossierActivities:
         settings=settings,
         session_factory=sessions,
         archive=make_archive(settings),
-        mailer=OutboxMailer(settings.outbox_dir),
+        mailer=make_mailer(settings),
     )
 
 
@@ -48,8 +49,25 @@ def build_worker(
     )
 
 
+def serve_metrics(settings: Settings) -> None:
+    """Serve the SDK's metrics for Prometheus at DOSSIER_METRICS_BIND, when set.
+
+    Task latencies, free task slots, sticky cache size and hits, poll results:
+    what tells when to add workers. It becomes the process's default Temporal
+    runtime, so it must come before the first client connects.
+    """
+    if not settings.metrics_bind:
+        return
+    metrics = PrometheusConfig(bind_address=settings.metrics_bind)
+    Runtime.set_default(
+        Runtime(telemetry=TelemetryConfig(metrics=metrics)), error_if_already_set=True
+    )
+    log.info("worker.metrics", bind=settings.metrics_bind)
+
+
 async def run_worker(settings: Settings | None = None) -> None:
     settings = settings or get_settings()
+    serve_metrics(settings)
     client = await connect(settings.temporal_address, settings.temporal_namespace)
     worker = build_worker(client, settings)
     log.info("worker.started", task_queue=settings.task_queue)

@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     staff_email: str = "staff@kmo-dossier.example"
     mail_domain: str = "kmo-dossier.example"
     log_json: bool = False
+    # host:port where a worker serves the Temporal SDK's metrics for Prometheus
+    # (/metrics); unset: no metrics endpoint.
+    metrics_bind: str | None = None
     mail_backend: Literal["outbox", "sendgrid"] = "outbox"
     sendgrid_api_key: SecretStr | None = None
     sendgrid_api_host: str = "https://api.sendgrid.com"

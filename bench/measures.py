@@ -1,0 +1,263 @@
+"""The measures, each on the running stack; every function returns plain figures."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.testing import ActivityEnvironment
+
+from activities.dossier import DossierActivities
+from adapters.archive import LocalArchive
+from adapters.mail import OutboxMailer
+from adapters.records import Message
+from bench.dossiers import (
+    PARTICIPANT,
+    drive_baseline,
+    drive_dossier,
+    driven_dossier,
+    invoice_bytes,
+    plan_from_history,
+    start_dossier,
+    upload_and_time_first_mail,
+    upload_details,
+)
+from bench.stack import Stack
+from starter.client import workflow_id
+from starter.intake import prepare
+from workflows.messages import CertificateInput, DossierInput
+
+MB = 1024 * 1024
+WORKER_CACHE_DEFAULT = 1000  # Worker(max_cached_workflows=...), not set by worker.py
+SETTLE_SECONDS = 3.0
+OPEN_TIMEOUT_SECONDS = 1800
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile: the smallest value with `share` at or below."""
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * share // 1))
+    return ordered[int(rank) - 1]
+
+
+async def in_parallel(
+    count: int, concurrency: int, job: Callable[[int], Awaitable[Any]]
+) -> list[Any]:
+    """Run `job(0..count-1)` with at most `concurrency` at once; results in order."""
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(index: int) -> Any:
+        async with limit:
+            return await job(index)
+
+    return await asyncio.gather(*(one(index) for index in range(count)))
+
+
+async def intake_to_first_mail(
+    stack: Stack, run: str, uploads: int, concurrency: int
+) -> dict[str, Any]:
+    """Upload `uploads` invoices; seconds from submit to each dossier's first mail."""
+    started = time.monotonic()
+    latencies = await in_parallel(
+        uploads,
+        concurrency,
+        lambda index: upload_and_time_first_mail(stack, f"IN-{run}-{index:05d}"),
+    )
+    elapsed = time.monotonic() - started
+    return {
+        "uploads": uploads,
+        "concurrency": concurrency,
+        "p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
+        "p95_ms": round(percentile(latencies, 0.95) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 1),
+        "uploads_per_second": round(uploads / elapsed, 1),
+    }
+
+
+def history_counts(history: WorkflowHistory) -> dict[str, int]:
+    kinds = Counter(event.event_type for event in history.events)
+    return {
+        "events": len(history.events),
+        "activities": kinds[EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED],
+        "signals": kinds[EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED],
+        "timers": kinds[EventType.EVENT_TYPE_TIMER_STARTED],
+        "workflow_tasks": kinds[EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED],
+        "search_attribute_upserts": kinds[
+            EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+        ],
+    }
+
+
+async def happy_path_histories(stack: Stack, run: str) -> dict[str, Any]:
+    """One dossier and one baseline run, end to end; their histories' counts."""
+    dossier_id = await drive_dossier(stack, f"HP-{run}")
+    dossier = await stack.client.get_workflow_handle(dossier_id).fetch_history()
+    plan = plan_from_history(dossier)
+    baseline_id = await drive_baseline(stack, plan)
+    baseline = await stack.client.get_workflow_handle(baseline_id).fetch_history()
+    return {
+        "dossier": history_counts(dossier),
+        "baseline": history_counts(baseline),
+        "baseline_plan": asdict(plan),
+    }
+
+
+async def throughput(
+    stack: Stack, run: str, count: int, concurrency: int, plan: dict[str, Any]
+) -> dict[str, Any]:
+    """Happy-path dossiers per minute, then baseline runs per minute, same load."""
+    from bench.baseline import BaselinePlan
+
+    started = time.monotonic()
+    await in_parallel(
+        count,
+        concurrency,
+        lambda index: drive_dossier(stack, f"TP-{run}-{index:05d}"),
+    )
+    dossier_seconds = time.monotonic() - started
+
+    baseline_plan = BaselinePlan(**plan)
+    started = time.monotonic()
+    await in_parallel(
+        count, concurrency, lambda _: drive_baseline(stack, baseline_plan)
+    )
+    baseline_seconds = time.monotonic() - started
+
+    dossiers_per_minute = count * 60 / dossier_seconds
+    baseline_per_minute = count * 60 / baseline_seconds
+    return {
+        "dossiers": count,
+        "concurrency": concurrency,
+        "dossiers_per_minute": round(dossiers_per_minute, 1),
+        "baseline_per_minute": round(baseline_per_minute, 1),
+        "ratio": round(dossiers_per_minute / baseline_per_minute, 3),
+    }
+
+
+async def render_certificate(stack: Stack, repeat: int) -> dict[str, Any]:
+    """Render and archive one participant's certificate PDF, `repeat` times.
+
+    The certificate activity as the worker runs it (WeasyPrint, the local
+    archive, the record), called here through Temporal's ActivityEnvironment.
+    The first call loads fonts and templates; it is reported apart.
+    """
+    settings = stack.settings
+    activities = DossierActivities(
+        settings=settings,
+        session_factory=stack.sessions,
+        archive=LocalArchive(settings.archive_dir),
+        mailer=OutboxMailer(settings.outbox_dir),
+    )
+    environment = ActivityEnvironment()
+    seconds: list[float] = []
+    for index in range(repeat):
+        dossier = driven_dossier(f"PDF-{uuid.uuid4().hex[:8]}-{index}")
+        request = CertificateInput(dossier, PARTICIPANT)
+        environment.info = replace(
+            environment.info, workflow_id=workflow_id(dossier.dossier_id)
+        )
+        started = time.perf_counter()
+        await environment.run(activities.render_certificate, request)
+        seconds.append(time.perf_counter() - started)
+    warm = seconds[1:] or seconds
+    return {
+        "renders": repeat,
+        "first_ms": round(seconds[0] * 1000, 1),
+        "median_ms": round(statistics.median(warm) * 1000, 1),
+        "max_ms": round(max(warm) * 1000, 1),
+    }
+
+
+def worker_memory(stack: Stack) -> dict[str, float]:
+    """The worker process's resident memory now and at its peak, in MB."""
+    process = stack.dossier_worker
+    peak = None
+    status = Path(f"/proc/{process.pid}/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) * 1024 / MB
+    return {
+        "rss_mb": round(process.memory_info().rss / MB, 1),
+        "peak_rss_mb": round(peak, 1) if peak is not None else -1.0,
+    }
+
+
+async def open_dossiers(
+    stack: Stack, run: str, target: int, already_open: int, concurrency: int
+) -> dict[str, Any]:
+    """Start dossiers until `target` are open, all waiting on a reminder timer.
+
+    A dossier waits once its application mail is out: no signal comes, so
+    its next wake-up is the reminder timer a week later. These are started
+    directly (the intake's input and search attributes, without its parse
+    and archive) by a client with a platform account, which skips the
+    onboarding mail: only the worker's side is measured here.
+    """
+    to_open = max(0, target - already_open)
+    started = time.monotonic()
+    await in_parallel(
+        to_open,
+        concurrency,
+        lambda index: start_dossier(
+            stack.client, stack.settings, open_dossier(f"OP-{run}-{index:05d}")
+        ),
+    )
+    submitted = time.monotonic() - started
+    waiting = await _wait_for_application_mails(stack, run, target)
+    all_waiting = time.monotonic() - started
+    await asyncio.sleep(SETTLE_SECONDS)
+    return {
+        "open_dossiers": waiting,
+        "started_for_this_measure": to_open,
+        "start_seconds": round(submitted, 1),
+        "seconds_until_all_wait": round(all_waiting, 1),
+        "worker_cache_size": WORKER_CACHE_DEFAULT,
+        **worker_memory(stack),
+    }
+
+
+def open_dossier(number: str) -> DossierInput:
+    """An uploaded invoice's dossier, for a client with a platform account."""
+    prepared = prepare(invoice_bytes(number), f"{number}.xml", upload_details())
+    assert prepared.dossier is not None, prepared.problems
+    dossier = prepared.dossier
+    return replace(dossier, client=replace(dossier.client, has_platform_account=True))
+
+
+async def _wait_for_application_mails(stack: Stack, run: str, target: int) -> int:
+    deadline = time.monotonic() + OPEN_TIMEOUT_SECONDS
+    while True:
+        sent = await asyncio.to_thread(_application_mails_sent, stack, run)
+        if sent >= target:
+            return sent
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {sent} of {target} dossiers reached their wait")
+        await asyncio.sleep(1)
+
+
+def _application_mails_sent(stack: Stack, run: str) -> int:
+    """Application mails of the uploaded dossiers (IN-, OP-); driven ones close."""
+    uploaded = or_(
+        Message.dossier_id.like(f"%-in-{run}-%"),
+        Message.dossier_id.like(f"%-op-{run}-%"),
+    )
+    with stack.sessions() as session:
+        count = session.scalar(
+            select(func.count())
+            .select_from(Message)
+            .where(Message.template == "application", Message.status == "sent")
+            .where(uploaded)
+        )
+    return count or 0

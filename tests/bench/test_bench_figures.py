@@ -1,0 +1,57 @@
+"""The benchmark's own arithmetic: percentiles, the baseline's plan, verdicts."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import WorkflowHistory
+
+from bench.baseline import BaselinePlan
+from bench.dossiers import client_number, plan_from_history
+from bench.measures import percentile
+from bench.report import TARGETS
+from kmo import enterprise
+
+SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+TIMER = EventType.EVENT_TYPE_TIMER_STARTED
+SIGNALED = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED
+
+
+def history(*kinds: int) -> WorkflowHistory:
+    return WorkflowHistory(
+        "wf", [HistoryEvent(event_id=n, event_type=k) for n, k in enumerate(kinds, 1)]
+    )
+
+
+def test_percentile_is_the_nearest_rank():
+    """p95 of 1..100 is 95 and p50 of four values is the second."""
+    assert percentile([float(n) for n in range(100, 0, -1)], 0.95) == 95.0
+    assert percentile([4.0, 1.0, 3.0, 2.0], 0.50) == 2.0
+
+
+def test_the_plan_splits_activities_at_timers_and_counts_early_signals():
+    """Two activities, a timer, one activity: signals but the timer's come ahead."""
+    events = history(SIGNALED, SIGNALED, SCHEDULED, SCHEDULED, TIMER, SIGNALED)
+    events.events.append(HistoryEvent(event_id=7, event_type=SCHEDULED))
+
+    assert plan_from_history(events) == BaselinePlan(
+        activities_per_wait=[2], activities_after=1, signals_ahead=2
+    )
+
+
+def test_targets_pass_on_the_right_side_of_their_limit():
+    """The ratio must reach 0.8; latency, events and memory must stay below."""
+    assert TARGETS["ratio"].passes(0.8)
+    assert not TARGETS["ratio"].passes(0.79)
+    assert TARGETS["p95"].passes(299.9)
+    assert not TARGETS["p95"].passes(300)
+    assert TARGETS["events"].passes(199)
+    assert not TARGETS["memory"].passes(1024)
+
+
+def test_each_benchmark_invoice_goes_to_a_client_with_a_valid_number():
+    """The client's enterprise number passes the mod-97 check and varies."""
+    numbers = {client_number(f"IN-run-{index:05d}") for index in range(50)}
+
+    assert all(enterprise.is_valid(number) for number in numbers)
+    assert len(numbers) == 50

@@ -1,0 +1,84 @@
+"""The worker's Prometheus endpoint, switched on by DOSSIER_METRICS_BIND.
+
+The SDK runtime is process-wide, so each case runs in its own interpreter.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+PROJECT = Path(__file__).resolve().parents[1]
+SERVE = (
+    "import time, worker; from adapters.settings import Settings; "
+    "worker.serve_metrics(Settings()); print('serving', flush=True); time.sleep(60)"
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _serve(tmp_path: Path, bind: str | None) -> subprocess.Popen[str]:
+    environment = {**os.environ, "DOSSIER_DATA_DIR": str(tmp_path)}
+    environment.pop("DOSSIER_METRICS_BIND", None)
+    if bind:
+        environment["DOSSIER_METRICS_BIND"] = bind
+    return subprocess.Popen(
+        [sys.executable, "-c", SERVE],
+        cwd=PROJECT,
+        env=environment,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_until_serving(process: subprocess.Popen[str]) -> None:
+    """Read the child's output (its log lines come first) up to 'serving'."""
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.strip() == "serving":
+            return
+    raise AssertionError(f"the child exited with {process.wait()} before serving")
+
+
+def _metrics_answer(url: str, seconds: float) -> int | None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            return httpx.get(url, timeout=2).status_code
+        except httpx.TransportError:
+            time.sleep(0.1)
+    return None
+
+
+def test_metrics_are_served_where_the_setting_says(tmp_path):
+    """With DOSSIER_METRICS_BIND set, /metrics answers 200 on that address."""
+    bind = f"127.0.0.1:{_free_port()}"
+    process = _serve(tmp_path, bind)
+    try:
+        _wait_until_serving(process)
+        assert _metrics_answer(f"http://{bind}/metrics", seconds=10) == 200
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_no_metrics_endpoint_without_the_setting(tmp_path):
+    """Without DOSSIER_METRICS_BIND nothing listens: the default stays closed."""
+    port = _free_port()
+    process = _serve(tmp_path, None)
+    try:
+        _wait_until_serving(process)
+        assert _metrics_answer(f"http://127.0.0.1:{port}/metrics", seconds=1) is None
+    finally:
+        process.kill()
+        process.wait()
