@@ -9,22 +9,31 @@ provider's own log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from adapters.archive import LocalArchive
-from adapters.records import ArchiveItem, Message
+from adapters.records import (
+    ArchiveItem,
+    Message,
+    make_engine,
+    make_session_factory,
+    upgrade_database,
+)
 from starter.intake import IntakeService, UploadDetails
 from workflows.dossier import DossierWorkflow
 from workflows.messages import (
@@ -40,6 +49,8 @@ from workflows.messages import (
 
 pytestmark = pytest.mark.e2e
 
+POSTGRES_HOST = "postgresql+psycopg://postgres@127.0.0.1"
+POSTGRES = f"{POSTGRES_HOST}:5432"
 WORKER_SCRIPT = Path(__file__).with_name("fault_worker.py")
 PROJECT = WORKER_SCRIPT.parents[2]
 PARTICIPANT = Participant("An Peeters", "an.peeters@bakkerij-peeters.example")
@@ -210,3 +221,109 @@ async def test_archive_and_outbox_down_for_a_while_delay_but_lose_nothing(
 
     assert result.outcome == Step.CLOSED
     assert_each_mail_once(settings, session_factory, MAILS_OF_A_PAID_TRAINING)
+
+
+class FaultProxy:
+    """A TCP proxy on loopback that a test can cut and restore.
+
+    Put between the worker and PostgreSQL, it makes the database unreachable
+    for a while without touching the server other tests use.
+    """
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen()
+        self.port = listener.getsockname()[1]
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        """Refuse new connections and break the open ones."""
+        if self._listener is not None:
+            with contextlib.suppress(OSError):  # wakes the thread blocked in accept
+                self._listener.shutdown(socket.SHUT_RDWR)
+            self._listener.close()
+            self._listener = None
+        for sock in self._open:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+        self._open.clear()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.upstream)
+            self._open += [client, server]
+            for source, target in ((client, server), (server, client)):
+                threading.Thread(
+                    target=self._pump, args=(source, target), daemon=True
+                ).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        with contextlib.suppress(OSError):
+            target.shutdown(socket.SHUT_WR)
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database for one test, dropped afterwards."""
+    name = f"dossier_fault_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(f"{POSTGRES}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.postgres
+async def test_database_down_for_a_while_delays_but_loses_nothing(
+    fault_settings, dev_env, postgres_database
+):
+    """PostgreSQL unreachable for seconds: retries then record every mail once."""
+    direct = f"{POSTGRES}/{postgres_database}"
+    upgrade_database(direct)
+    engine = make_engine(direct)
+    sessions = make_session_factory(engine)
+    proxy = FaultProxy(("127.0.0.1", 5432))
+    proxy.start()
+    settings = fault_settings.model_copy(
+        update={"database_url": f"{POSTGRES_HOST}:{proxy.port}/{postgres_database}"}
+    )
+
+    async with worker_process(settings):
+        proxy.cut()
+        workflow_id = await start_paid_training(
+            settings, dev_env.client, sessions, unique_invoice_number()
+        )
+        await asyncio.sleep(5)
+        assert sent_log(settings) == []
+        proxy.start()
+        handle = dev_env.client.get_workflow_handle_for(
+            DossierWorkflow.run, workflow_id
+        )
+        result = await asyncio.wait_for(handle.result(), timeout=180)
+    proxy.cut()
+
+    assert result.outcome == Step.CLOSED
+    assert_each_mail_once(settings, sessions, MAILS_OF_A_PAID_TRAINING)
+    engine.dispose()
