@@ -1,7 +1,16 @@
 """Signing pages: a client opens an emailed link, reads the document and signs it.
 
-`GET /sign/{token}` shows the link's document (the programme's terms, in the
-client's language) with a form: the typed full name and a consent box.
+`GET /sign/{token}` shows the link's document in the client's language with a
+form: the typed full name and a consent box. The documents are the programme's
+terms, the attendance list and the satisfaction form (its questions, from
+`web.satisfaction`, are answered in the same form).
+
+The attendance list has one row per participant, with a column per training
+day. A participant's own link signs that participant's row: one signal per
+day. The client's link lists every participant, for signing in turn on site:
+one form per row. Each row is claimed once (a unique timeline event), and the
+shared link counts as used only once every row is signed, through it or
+through a participant's own link.
 `POST /sign/{token}` marks the link used once, even when two submits race;
 archives the evidence (UTC time, IP address, user agent, SHA-256 of the
 document's HTML as shown, link id) as JSON beside the document's HTML and a
@@ -31,7 +40,7 @@ from fastapi.responses import HTMLResponse
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
@@ -39,7 +48,7 @@ from temporalio.client import Client
 
 from activities.dossier import SIGN_LINK_VALIDITY
 from adapters.archive import Archive, ArchivedItem, LocalArchive
-from adapters.links import InvalidSignToken, read_sign_token
+from adapters.links import InvalidSignToken, read_sign_token, sign_link_id
 from adapters.records import (
     Dossier,
     Provider,
@@ -49,7 +58,8 @@ from adapters.records import (
     utcnow,
 )
 from kmo.rules import retention_until
-from workflows.messages import Document, DossierInput, SignatureInput
+from web.satisfaction import Question, questions_for, read_answers
+from workflows.messages import Document, DossierInput, SignatureInput, SignLinksInput
 
 log = structlog.get_logger(__name__)
 
@@ -64,9 +74,11 @@ RENEW_SALT = "sign-renew"
 FORM_MAX_AGE = timedelta(hours=4)  # a page left open longer is shown again
 MAX_NAME_LENGTH = 200
 # Documents that can be signed here, with their template's stem.
-# TODO: attendance (per participant per day) and satisfaction need their own
-# documents and questions before their links can be signed online.
-SIGNABLE = {Document.TERMS.value: "terms"}
+SIGNABLE = {
+    Document.TERMS.value: "terms",
+    Document.ATTENDANCE.value: "attendance",
+    Document.SATISFACTION.value: "satisfaction",
+}
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",  # the token is in the URL
@@ -108,6 +120,22 @@ class Opened:
     refusal: str | None
 
 
+@dataclass(frozen=True)
+class Sheet:
+    """What a document shows besides the records' facts, read from the workflow.
+
+    `rows` are the attendance list's participants (CLIENT when the dossier
+    names none); `signed` the rows already signed, shown outside the document.
+    """
+
+    title: str = ""
+    rows: tuple[str, ...] = ()
+    days: tuple[date | None, ...] = ()
+    questions: tuple[Question, ...] = ()
+    signed: frozenset[str] = frozenset()
+    start_date: date | None = None
+
+
 # --- routes ----------------------------------------------------------------
 
 
@@ -120,12 +148,15 @@ async def sign_page(request: Request, token: str, lang: str = "") -> HTMLRespons
     language = await _language(request, opened.facts, lang)
     if opened.refusal is not None:
         return _refusal(request, token, opened, language, on_submit=False)
-    return _form(request, token, opened, language)
+    sheet = await _sheet(request, opened)
+    if sheet is None:
+        return _message(language, 503, "failed")
+    return _form(request, token, opened, language, sheet)
 
 
 @router.post("/sign/{token}", response_class=HTMLResponse)
 async def sign(request: Request, token: str) -> HTMLResponse:
-    """Sign the link's document: once, with the evidence archived."""
+    """Sign the link's document (or one row of a shared list): once, with evidence."""
     opened = await _open(request, token)
     if opened is None:
         return _invalid()
@@ -138,27 +169,33 @@ async def sign(request: Request, token: str) -> HTMLResponse:
     if opened.refusal is not None:
         return _refusal(request, token, opened, language, on_submit=True)
 
-    full_name = " ".join(str(form.get("full_name") or "").split())[:MAX_NAME_LENGTH]
+    sheet = await _sheet(request, opened)
+    if sheet is None:
+        return _message(language, 503, "failed")
+    row = payload.get("p")
+    if _is_shared_list(opened) and (row not in sheet.rows or row in sheet.signed):
+        # A row signed meanwhile, or one no longer on the list: show it again.
+        notice = _strings()[language]["row_signed"]
+        return _form(request, token, opened, language, sheet, 409, notice=notice)
+    suffix = _row_suffix(row)
+    full_name = " ".join(str(form.get(f"full_name{suffix}") or "").split())
+    full_name = full_name[:MAX_NAME_LENGTH]
     texts = _strings()[language]
+    retry = partial(_form, request, token, opened, language, sheet, row=row)
     if stale:
-        return _form(
-            request, token, opened, language, 400, full_name, texts["error_stale"]
-        )
-    errors = {}
+        return retry(400, full_name=full_name, notice=texts["error_stale"])
+    answers, errors = read_answers(sheet.questions, form, texts, language)
     if not full_name:
-        errors["full_name"] = texts["error_name"]
-    if not form.get("consent"):
-        errors["consent"] = texts["error_consent"]
+        errors[f"full_name{suffix}"] = texts["error_name"]
+    if not form.get(f"consent{suffix}"):
+        errors[f"consent{suffix}"] = texts["error_consent"]
     if errors:
-        return _form(request, token, opened, language, 422, full_name, errors=errors)
-    document = render_document(opened.document, language, opened.facts)
+        return retry(422, full_name=full_name, errors=errors, answers=form)
+    document = render_document(opened.document, language, opened.facts, sheet)
     if _sha256(document) != payload["h"]:
-        return _form(
-            request, token, opened, language, 409, full_name, texts["error_changed"]
-        )
-    return await _record_signature(
-        request, token, opened, language, document, full_name
-    )
+        return retry(409, full_name=full_name, notice=texts["error_changed"])
+    signing = Signing(full_name, language, document, sheet, row, answers)
+    return await _record_signature(request, token, opened, signing)
 
 
 @router.post("/sign/{token}/renew", response_class=HTMLResponse)
@@ -300,69 +337,186 @@ async def _dossier_input(client: Client, workflow_id: str) -> DossierInput | Non
     return None
 
 
+async def _sheet(request: Request, opened: Opened) -> Sheet | None:
+    """The training, its days and participants, or the questions, of a link.
+
+    None when the workflow cannot be read: an attendance list without its
+    participants and days would sign the wrong rows.
+    """
+    if opened.document == Document.TERMS.value:
+        return Sheet()
+    services = _services(request)
+    dossier = await _signing_dossier(
+        services.client, opened.facts.workflow_id, opened.document
+    )
+    if dossier is None:
+        return None
+    title = dossier.title or opened.facts.invoice_number
+    if opened.document == Document.SATISFACTION.value:
+        questions = await run_in_threadpool(
+            questions_for,
+            request.app.state.settings.data_dir,
+            opened.facts.provider_id,
+        )
+        return Sheet(title=title, questions=questions, start_date=dossier.start_date)
+
+    if opened.signer != CLIENT:
+        rows: tuple[str, ...] = (opened.signer,)
+    else:
+        rows = tuple(p.name for p in dossier.participants) or (CLIENT,)
+    signed: frozenset[str] = frozenset()
+    if _is_shared_list(opened):
+        signed = await run_in_threadpool(
+            _signed_rows, services.session_factory, opened, rows
+        )
+    return Sheet(
+        title=title,
+        rows=rows,
+        days=tuple(dossier.session_dates) or (None,),
+        signed=signed,
+        start_date=dossier.start_date,
+    )
+
+
+async def _signing_dossier(
+    client: Client, workflow_id: str, document: str
+) -> DossierInput | None:
+    """The dossier as the workflow last made links for `document`.
+
+    Participants and session dates may be added after the start; the input of
+    the latest `create_sign_links` for the document holds them as mailed.
+    Falls back to the start input.
+    """
+    handle = client.get_workflow_handle(workflow_id)
+    found: DossierInput | None = None
+    try:
+        async for event in handle.fetch_history_events():
+            if event.HasField("workflow_execution_started_event_attributes"):
+                started = event.workflow_execution_started_event_attributes
+                [found] = await client.data_converter.decode(
+                    started.input.payloads, [DossierInput]
+                )
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == "create_sign_links":
+                [links] = await client.data_converter.decode(
+                    scheduled.input.payloads, [SignLinksInput]
+                )
+                if links.document.value == document:
+                    found = links.dossier
+    except Exception as error:  # the page says: try again later
+        log.warning(
+            "signing.dossier_unavailable",
+            workflow_id=workflow_id,
+            error=type(error).__name__,
+        )
+        return None
+    return found
+
+
+def _signed_rows(
+    sessions: sessionmaker[Session], opened: Opened, rows: tuple[str, ...]
+) -> frozenset[str]:
+    """Rows signed through this shared link, or through the participant's own."""
+    by_source = {_row_source(opened.link_id, row): row for row in rows}
+    by_link = {
+        sign_link_id(opened.facts.dossier_id, opened.document, row): row
+        for row in rows
+        if row != CLIENT
+    }
+    with sessions() as session:
+        sources = session.scalars(
+            select(TimelineEvent.source).where(TimelineEvent.source.in_(by_source))
+        )
+        links = session.scalars(
+            select(SignLink.link_id).where(
+                SignLink.link_id.in_(by_link), SignLink.used_at.is_not(None)
+            )
+        )
+        signed = {by_source[s] for s in sources if s} | {by_link[i] for i in links}
+    return frozenset(signed)
+
+
+def _is_shared_list(opened: Opened) -> bool:
+    return opened.document == Document.ATTENDANCE.value and opened.signer == CLIENT
+
+
+def _row_key(row: str) -> str:
+    """A row's id in keys and field names: names are personal data, so hashed."""
+    return hashlib.sha256(row.encode()).hexdigest()[:12]
+
+
+def _row_suffix(row: str | None) -> str:
+    return "" if row is None else f"_{_row_key(row)}"
+
+
+def _row_source(link_id: str, row: str) -> str:
+    return f"sign/{link_id}/{_row_key(row)}"
+
+
+def _row_name(row: str | None, facts: Facts) -> str:
+    """A row's participant as shown: the client's name when none is named."""
+    return facts.client_name if row in (None, CLIENT) else str(row)
+
+
 # --- signing -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Signing:
+    """One submitted signature: who typed what, on which document and row."""
+
+    full_name: str
+    language: str
+    document: str  # the HTML shown, as rendered again for the submit
+    sheet: Sheet
+    row: str | None  # the shared attendance list's row; None for a whole link
+    answers: dict[str, int | str]
+
+
 async def _record_signature(
-    request: Request,
-    token: str,
-    opened: Opened,
-    language: str,
-    document: str,
-    full_name: str,
+    request: Request, token: str, opened: Opened, signing: Signing
 ) -> HTMLResponse:
     services = _services(request)
+    facts = opened.facts
+    language, row = signing.language, signing.row
     signed_at = utcnow()
+    claim = _claim if row is None else partial(_claim_row, opened=opened, row=row)
     if not await run_in_threadpool(
-        _claim, services.session_factory, opened.link_id, signed_at
+        claim, services.session_factory, opened.link_id, signed_at
     ):
         # Another submit won the race, or the link expired meanwhile.
-        again = await _open(request, token)
-        if again is None:
-            return _invalid()
-        return _refusal(request, token, again, language, on_submit=True)
+        return await _lost_race(request, token, language)
 
-    facts = opened.facts
-    evidence = {
-        "dossier_id": facts.dossier_id,
-        "workflow_id": facts.workflow_id,
-        "link_id": opened.link_id,
-        "document": opened.document,
-        "signer": opened.signer,
-        "typed_name": full_name,
-        "consent": True,
-        "language": language,
-        "signed_at": signed_at.isoformat(),
-        "client_ip": request.client.host if request.client else "",
-        "user_agent": request.headers.get("user-agent", ""),
-        "document_sha256": _sha256(document),
-    }
+    signatures = _signatures(opened, signing)
+    evidence = _evidence(request, opened, signing, signatures, signed_at)
+    stem = f"signed-{opened.document}-{opened.link_id}"
+    if row is not None:
+        stem += f"-{_row_key(row)}"
     try:
-        dossier = await _dossier_input(services.client, facts.workflow_id)
-        # Without the start date, the dossier's creation keeps it at least as long.
-        start = dossier.start_date if dossier is not None else facts.created_on
+        start = signing.sheet.start_date
+        if start is None:
+            dossier = await _dossier_input(services.client, facts.workflow_id)
+            # Without the start date, the dossier's creation keeps it as long.
+            start = dossier.start_date if dossier is not None else facts.created_on
         pdf_key, evidence_key = await run_in_threadpool(
             _archive_evidence,
             _archive(request),
             services.session_factory,
             facts,
-            document,
+            signing.document,
             evidence,
             retention_until(start),
+            stem,
+            _answer_lines(signing),
         )
-        await services.client.get_workflow_handle(facts.workflow_id).signal(
-            "record_signature",
-            SignatureInput(
-                document=Document(opened.document),
-                signer_name=full_name,
-                participant=None if opened.signer == CLIENT else opened.signer,
-                link_id=opened.link_id,
-                evidence_key=pdf_key,
-            ),
-        )
+        handle = services.client.get_workflow_handle(facts.workflow_id)
+        for signature in signatures:
+            signature.evidence_key = pdf_key
+            await handle.signal("record_signature", signature)
     except Exception as error:  # give the link back: nothing counts as signed
+        release = _release if row is None else _release_row
         await run_in_threadpool(
-            _release, services.session_factory, opened.link_id, signed_at
+            release, services.session_factory, opened.link_id, signed_at
         )
         log.warning(
             "signature.failed",
@@ -373,19 +527,12 @@ async def _record_signature(
         return _message(language, 503, "failed")
 
     await run_in_threadpool(
-        _note,
+        _after_signing,
         services.session_factory,
-        TimelineEvent(
-            dossier_id=facts.dossier_id,
-            at=signed_at,
-            event="signature.recorded",
-            detail=(
-                f"{opened.document} through link {opened.link_id}; "
-                f"evidence {evidence_key}"
-            ),
-            step=facts.step,
-            source=f"sign/{opened.link_id}",
-        ),
+        opened,
+        signing,
+        signed_at,
+        evidence_key,
     )
     log.info(
         "signature.recorded",
@@ -393,7 +540,15 @@ async def _record_signature(
         workflow_id=facts.workflow_id,
         link_id=opened.link_id,
         document=opened.document,
+        row=_row_key(row) if row is not None else None,
     )
+    if row is not None:
+        again = await _open(request, token)
+        if again is not None and again.refusal is None:
+            sheet = await _sheet(request, again)
+            if sheet is not None:
+                notice = _strings()[language]["row_recorded"]
+                return _form(request, token, again, language, sheet, notice=notice)
     return _message(
         language,
         200,
@@ -401,6 +556,167 @@ async def _record_signature(
         signed_at=signed_at.strftime("%Y-%m-%d %H:%M:%S"),
         reference=opened.link_id,
     )
+
+
+async def _lost_race(request: Request, token: str, language: str) -> HTMLResponse:
+    again = await _open(request, token)
+    if again is None:
+        return _invalid()
+    if again.refusal is not None:
+        return _refusal(request, token, again, language, on_submit=True)
+    sheet = await _sheet(request, again)  # a shared list: that row was taken
+    if sheet is None:
+        return _message(language, 503, "failed")
+    notice = _strings()[language]["row_signed"]
+    return _form(request, token, again, language, sheet, 409, notice=notice)
+
+
+def _signatures(opened: Opened, signing: Signing) -> list[SignatureInput]:
+    """The workflow's signals: one per training day of the attendance row(s)."""
+    document = Document(opened.document)
+    if document != Document.ATTENDANCE:
+        return [
+            SignatureInput(
+                document=document,
+                signer_name=signing.full_name,
+                link_id=opened.link_id,
+            )
+        ]
+    row = signing.row if signing.row is not None else opened.signer
+    return [
+        SignatureInput(
+            document=document,
+            signer_name=signing.full_name,
+            participant=None if row == CLIENT else row,
+            day=day,
+            link_id=opened.link_id,
+        )
+        for day in signing.sheet.days
+    ]
+
+
+def _evidence(
+    request: Request,
+    opened: Opened,
+    signing: Signing,
+    signatures: list[SignatureInput],
+    signed_at: datetime,
+) -> dict[str, Any]:
+    facts = opened.facts
+    evidence: dict[str, Any] = {
+        "dossier_id": facts.dossier_id,
+        "workflow_id": facts.workflow_id,
+        "link_id": opened.link_id,
+        "document": opened.document,
+        "signer": opened.signer,
+        "typed_name": signing.full_name,
+        "consent": True,
+        "language": signing.language,
+        "signed_at": signed_at.isoformat(),
+        "client_ip": request.client.host if request.client else "",
+        "user_agent": request.headers.get("user-agent", ""),
+        "document_sha256": _sha256(signing.document),
+    }
+    if opened.document == Document.ATTENDANCE.value:
+        evidence["attendance"] = [
+            {
+                "participant": _row_name(signature.participant, facts),
+                "company": facts.client_name,
+                "training": signing.sheet.title,
+                "day": signature.day.isoformat() if signature.day else None,
+                "typed_name": signing.full_name,
+                "signed_at": signed_at.isoformat(),
+            }
+            for signature in signatures
+        ]
+    if opened.document == Document.SATISFACTION.value:
+        evidence["answers"] = signing.answers
+    return evidence
+
+
+def _answer_lines(signing: Signing) -> list[tuple[str, str]]:
+    """The satisfaction answers as the PDF prints them: question, answer."""
+    return [
+        (question.text(signing.language), str(signing.answers.get(question.id, "")))
+        for question in signing.sheet.questions
+    ]
+
+
+def _after_signing(
+    sessions: sessionmaker[Session],
+    opened: Opened,
+    signing: Signing,
+    signed_at: datetime,
+    evidence_key: str,
+) -> None:
+    """Note the signature; a shared list's link is used once every row is signed."""
+    detail = f"{opened.document} through link {opened.link_id}; evidence {evidence_key}"
+    if signing.row is None:
+        _note(
+            sessions,
+            TimelineEvent(
+                dossier_id=opened.facts.dossier_id,
+                at=signed_at,
+                event="signature.recorded",
+                detail=detail,
+                step=opened.facts.step,
+                source=f"sign/{opened.link_id}",
+            ),
+        )
+        return
+    with sessions.begin() as session:
+        session.execute(
+            update(TimelineEvent)
+            .where(TimelineEvent.source == _row_source(opened.link_id, signing.row))
+            .values(detail=detail)
+            .execution_options(synchronize_session=False)
+        )
+    if _signed_rows(sessions, opened, signing.sheet.rows) >= set(signing.sheet.rows):
+        _claim(sessions, opened.link_id, signed_at)
+
+
+def _claim_row(
+    sessions: sessionmaker[Session],
+    link_id: str,
+    at: datetime,
+    *,
+    opened: Opened,
+    row: str,
+) -> bool:
+    """Claim one row of a shared list: its unique timeline event; one winner."""
+    with sessions() as session:
+        link = session.get(SignLink, link_id)
+        if link is None or link.used_at is not None or link.expires_at <= at:
+            return False
+        session.add(
+            TimelineEvent(
+                dossier_id=opened.facts.dossier_id,
+                at=at,
+                event="signature.recorded",
+                detail=f"{opened.document} through link {link_id}",
+                step=opened.facts.step,
+                source=_row_source(link_id, row),
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:  # signed a moment ago by another submit
+            session.rollback()
+            return False
+        return True
+
+
+def _release_row(sessions: sessionmaker[Session], link_id: str, at: datetime) -> None:
+    """Undo our own row claims after a failure, so the row can be signed again."""
+    with sessions.begin() as session:
+        session.execute(
+            delete(TimelineEvent)
+            .where(
+                TimelineEvent.source.startswith(f"sign/{link_id}/"),
+                TimelineEvent.at == at,
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _claim(sessions: sessionmaker[Session], link_id: str, at: datetime) -> bool:
@@ -437,6 +753,8 @@ def _archive_evidence(
     document: str,
     evidence: dict[str, Any],
     retain_until: date,
+    stem: str,
+    answers: list[tuple[str, str]],
 ) -> tuple[str, str]:
     """Archive the document's HTML, the signed PDF and the evidence JSON.
 
@@ -451,13 +769,13 @@ def _archive_evidence(
             t=_strings()[language],
             document=Markup(document),  # noqa: S704 - rendered with autoescape
             evidence=evidence,
+            answers=answers,
         )
     ).write_pdf()
     assert pdf is not None  # write_pdf returns bytes when given no target
     put = partial(
         archive.put, facts.provider_id, facts.dossier_id, retain_until=retain_until
     )
-    stem = f"signed-{evidence['document']}-{evidence['link_id']}"
     html_item = put(f"{stem}.html", document.encode(), content_type="text/html")
     pdf_item = put(f"{stem}.pdf", pdf, content_type="application/pdf")
     evidence = {
@@ -503,10 +821,14 @@ def _note(sessions: sessionmaker[Session], event: TimelineEvent) -> None:
 # --- rendering ---------------------------------------------------------------
 
 
-def render_document(document: str, language: str, facts: Facts) -> str:
+def render_document(
+    document: str, language: str, facts: Facts, sheet: Sheet | None = None
+) -> str:
     """The document's HTML as the signer reads it; its SHA-256 is the evidence."""
     template = _environment().get_template(f"{SIGNABLE[document]}.{language}.html")
-    return template.render(facts=facts)
+    sheet = sheet or Sheet()
+    rows = [(_row_name(row, facts), row) for row in sheet.rows]
+    return template.render(facts=facts, sheet=sheet, rows=rows)
 
 
 def _form(
@@ -514,16 +836,32 @@ def _form(
     token: str,
     opened: Opened,
     language: str,
+    sheet: Sheet,
     status: int = 200,
+    *,
     full_name: str = "",
     notice: str = "",
-    *,
     errors: dict[str, str] | None = None,
+    row: str | None = None,
+    answers: Any = None,
 ) -> HTMLResponse:
-    document = render_document(opened.document, language, opened.facts)
-    nonce = _serializer(request, FORM_SALT).dumps(
-        {"l": opened.link_id, "lang": language, "h": _sha256(document)}
-    )
+    """The document with its form; a shared list gets one form per row."""
+    document = render_document(opened.document, language, opened.facts, sheet)
+    serializer = _serializer(request, FORM_SALT)
+    digest = _sha256(document)
+    nonce = serializer.dumps({"l": opened.link_id, "lang": language, "h": digest})
+    forms = [
+        {
+            "name": _row_name(name, opened.facts),
+            "suffix": _row_suffix(name),
+            "signed": name in sheet.signed,
+            "current": name == row,
+            "nonce": serializer.dumps(
+                {"l": opened.link_id, "lang": language, "h": digest, "p": name}
+            ),
+        }
+        for name in (sheet.rows if _is_shared_list(opened) else ())
+    ]
     texts = _strings()[language]
     return _page(
         "form.html",
@@ -532,7 +870,18 @@ def _form(
         title=texts["title_sign"],
         token=token,
         nonce=nonce,
+        forms=forms,
         document=Markup(document),  # noqa: S704 - rendered with autoescape
+        questions=[
+            {
+                "field": f"q_{question.id}",
+                "kind": question.kind,
+                "label": question.text(language),
+                "required": question.required,
+                "value": str((answers or {}).get(f"q_{question.id}") or ""),
+            }
+            for question in sheet.questions
+        ],
         full_name=full_name,
         notice=notice,
         errors=errors or {},

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email import policy
 from pathlib import Path
 
@@ -36,7 +36,15 @@ from tests.factories import training_dossier
 from web.app import create_app
 from worker import build_worker
 from workflows.dossier import DossierWorkflow
-from workflows.messages import ApplicationInput, SignatureInput, Step
+from workflows.messages import (
+    ApplicationInput,
+    DepositInput,
+    Document,
+    Participant,
+    PaymentInput,
+    SignatureInput,
+    Step,
+)
 
 USER_AGENT = "TestBrowser/1.0 (signing test)"
 _LINK = re.compile(r"/sign/([A-Za-z0-9_.\-]+)")
@@ -433,14 +441,14 @@ async def test_two_racing_submits_make_one_signature(
 async def test_a_document_not_signable_online_says_so(
     web, settings, session_factory, terms
 ):
-    """An attendance link answers 501: it cannot be signed online yet."""
-    link_id = sign_link_id(terms.dossier_id, "attendance", "client")
+    """A link to a document this page does not know answers 501."""
+    link_id = sign_link_id(terms.dossier_id, "agreement", "client")
     with session_factory.begin() as session:
         session.add(
             SignLink(
                 link_id=link_id,
                 dossier_id=terms.dossier_id,
-                document="attendance",
+                document="agreement",
                 signer="client",
                 expires_at=datetime.now(UTC) + timedelta(days=30),
             )
@@ -451,3 +459,249 @@ async def test_a_document_not_signable_online_says_so(
 
     assert response.status_code == 501
     assert "kan nog niet online ondertekend worden" in response.text
+
+
+# --- attendance list and satisfaction form -----------------------------------
+
+
+async def start_at_attendance(
+    env, settings, session_factory, participants: list[Participant]
+) -> tuple[TermsLink, list[date]]:
+    """A two-day training past its last day, waiting for its attendance list.
+
+    The days are the two before the test server's today, so no timer must pass.
+    """
+    today = (await env.get_current_time()).date()
+    days = [today - timedelta(days=3), today - timedelta(days=2)]
+    number = f"ATT-{uuid.uuid4().hex[:8].upper()}"
+    dossier_id = f"0412345614-{number.lower()}"
+    base = training_dossier()
+    dossier = training_dossier(
+        dossier_id=dossier_id,
+        invoice_number=number,
+        client=replace(base.client, has_platform_account=True),
+        title="Brood bakken met zuurdesem",
+        start_date=days[0],
+        end_date=days[1],
+        participants=participants,
+        session_dates=days,
+    )
+    handle = await env.client.start_workflow(
+        DossierWorkflow.run,
+        dossier,
+        id=f"dossier-{dossier_id}",
+        task_queue=settings.task_queue,
+    )
+    await handle.signal(DossierWorkflow.record_application, ApplicationInput("P-1"))
+    await handle.signal(
+        DossierWorkflow.record_signature, SignatureInput(Document.TERMS, "An Peeters")
+    )
+    await handle.signal(DossierWorkflow.record_deposit, DepositInput())
+    await handle.signal(DossierWorkflow.record_payment, PaymentInput())
+    return TermsLink(handle, dossier_id, "", ""), days
+
+
+async def link_path(settings, session_factory, link_id: str) -> str:
+    """The path of a link once the workflow made it (the mail holds the same)."""
+    for _ in range(300):
+        with session_factory() as session:
+            if session.get(SignLink, link_id) is not None:
+                secret = settings.link_secret.get_secret_value()
+                return f"/sign/{sign_token(secret, link_id)}"
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no sign link {link_id}")
+
+
+def form_of(page: str, name: str) -> str:
+    """The nonce of the shared list's form for the participant `name`."""
+    start = page.index(f'<button type="submit">Onderteken voor {name}</button>')
+    return _NONCE.findall(page[:start])[-1]
+
+
+def row_suffix(name: str) -> str:
+    return "_" + hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+async def test_a_participants_own_link_signs_each_training_day(
+    time_skipping_env, settings, session_factory, web
+):
+    """A participant's link signs their row for both days; the workflow moves on."""
+    dossier, days = await start_at_attendance(
+        time_skipping_env,
+        settings,
+        session_factory,
+        [Participant("Jan Janssens", "jan@bakkerij-peeters.example")],
+    )
+    link_id = sign_link_id(dossier.dossier_id, "attendance", "Jan Janssens")
+    path = await link_path(settings, session_factory, link_id)
+    nonce, document = await open_form(web, path)
+
+    response = await submit(web, path, nonce, full_name="Jan Janssens")
+
+    assert response.status_code == 200, response.text
+    assert "Aanwezigheidslijst" in document
+    assert "<td>Jan Janssens</td><td>Bakkerij Peeters BV</td>" in document
+    assert f"<td>Brood bakken met zuurdesem</td><td>{days[0]}</td>" in document
+    assert f"<td>{days[1]}</td>" in document
+    assert link_row(session_factory, link_id).used_at is not None
+    found = await signals(dossier.handle, time_skipping_env.client)
+    attendance = [s for s in found if s.document == Document.ATTENDANCE]
+    assert sorted((s.participant, s.day) for s in attendance) == [
+        ("Jan Janssens", days[0]),
+        ("Jan Janssens", days[1]),
+    ]
+    [evidence_row] = archived(session_factory, dossier.dossier_id, ".json")
+    evidence = json.loads(LocalArchive(settings.archive_dir).get(evidence_row.key))
+    assert [row["day"] for row in evidence["attendance"]] == [
+        days[0].isoformat(),
+        days[1].isoformat(),
+    ]
+    await step_becomes(dossier.handle, Step.SATISFACTION)
+    await dossier.handle.terminate("test done")
+
+
+async def test_the_clients_link_signs_two_participants_in_turn(
+    time_skipping_env, settings, session_factory, web
+):
+    """The client's link lists both participants; it is used once both signed."""
+    dossier, days = await start_at_attendance(
+        time_skipping_env,
+        settings,
+        session_factory,
+        [Participant("An Peeters"), Participant("Piet Peeters")],
+    )
+    link_id = sign_link_id(dossier.dossier_id, "attendance", "client")
+    path = await link_path(settings, session_factory, link_id)
+    page = await web.get(path)
+    an = {"nonce": form_of(page.text, "An Peeters")}
+    an[f"full_name{row_suffix('An Peeters')}"] = "An Peeters"
+    an[f"consent{row_suffix('An Peeters')}"] = "yes"
+
+    first = await web.post(path, data=an)
+    again = await web.post(path, data=an)
+    piet = {"nonce": form_of(first.text, "Piet Peeters")}
+    piet[f"full_name{row_suffix('Piet Peeters')}"] = "Piet Peeters"
+    piet[f"consent{row_suffix('Piet Peeters')}"] = "yes"
+    second = await web.post(path, data=piet)
+
+    assert page.status_code == 200
+    assert '<label for="full_name' in page.text
+    assert first.status_code == 200, first.text
+    assert "De handtekening is ontvangen" in first.text
+    assert "Onderteken voor An Peeters" not in first.text
+    assert again.status_code == 409
+    assert second.status_code == 200, second.text
+    assert "Bedankt, uw handtekening is ontvangen" in second.text
+    assert link_row(session_factory, link_id).used_at is not None
+    assert len(archived(session_factory, dossier.dossier_id, ".pdf")) == 2
+    found = await signals(dossier.handle, time_skipping_env.client)
+    assert sorted(
+        (s.participant, s.day) for s in found if s.document == Document.ATTENDANCE
+    ) == [
+        ("An Peeters", days[0]),
+        ("An Peeters", days[1]),
+        ("Piet Peeters", days[0]),
+        ("Piet Peeters", days[1]),
+    ]
+    await step_becomes(dossier.handle, Step.SATISFACTION)
+    await dossier.handle.terminate("test done")
+
+
+async def test_the_satisfaction_form_needs_every_rating_and_keeps_the_answers(
+    time_skipping_env, settings, session_factory, web
+):
+    """A missing rating is 422; the answers go into the evidence and signed PDF."""
+    dossier, days = await start_at_attendance(
+        time_skipping_env,
+        settings,
+        session_factory,
+        [Participant("Jan Janssens", "jan@bakkerij-peeters.example")],
+    )
+    for day in days:
+        await dossier.handle.signal(
+            DossierWorkflow.record_signature,
+            SignatureInput(Document.ATTENDANCE, "Jan", "Jan Janssens", day),
+        )
+    await step_becomes(dossier.handle, Step.SATISFACTION)
+    link_id = sign_link_id(dossier.dossier_id, "satisfaction", "client")
+    path = await link_path(settings, session_factory, link_id)
+    nonce, _ = await open_form(web, path)
+    answers = {
+        "nonce": nonce,
+        "full_name": "An Peeters",
+        "consent": "yes",
+        "q_trainer": "5",
+        "q_organisation": "4",
+        "q_usefulness": "4",
+        "q_remark": "Goed gegeven.",
+    }
+
+    missing = await web.post(path, data=answers)
+    signed = await web.post(path, data={**answers, "q_content": "3"})
+
+    assert missing.status_code == 422
+    assert "Kies een score van 1 tot 5." in missing.text
+    assert 'value="5" checked' in missing.text  # given answers stay filled in
+    assert signed.status_code == 200, signed.text
+    archive = LocalArchive(settings.archive_dir)
+    [evidence_row] = archived(session_factory, dossier.dossier_id, ".json")
+    evidence = json.loads(archive.get(evidence_row.key))
+    assert evidence["answers"] == {
+        "content": 3,
+        "trainer": 5,
+        "organisation": 4,
+        "usefulness": 4,
+        "remark": "Goed gegeven.",
+    }
+    [pdf_row] = archived(session_factory, dossier.dossier_id, ".pdf")
+    pdf = archive.get(pdf_row.key)
+    assert evidence["pdf_sha256"] == hashlib.sha256(pdf).hexdigest() == pdf_row.sha256
+    result = await asyncio.wait_for(dossier.handle.result(), timeout=60)
+    assert result.outcome == Step.CLOSED
+
+
+async def test_a_providers_own_questions_are_asked(
+    time_skipping_env, settings, session_factory, web
+):
+    """A provider's satisfaction file replaces the default questions."""
+    folder = settings.data_dir / "satisfaction"
+    folder.mkdir(parents=True)
+    (folder / "0412345614.json").write_text(
+        json.dumps(
+            {
+                "questions": [
+                    {
+                        "id": "recommend",
+                        "kind": "rating",
+                        "label": {
+                            "nl": "Zou u ons aanraden?",
+                            "fr": "Nous recommanderiez-vous ?",
+                            "en": "Would you recommend us?",
+                        },
+                    }
+                ]
+            }
+        ),
+        encoding="utf-8",
+    )
+    dossier, days = await start_at_attendance(
+        time_skipping_env,
+        settings,
+        session_factory,
+        [Participant("Jan Janssens", "jan@bakkerij-peeters.example")],
+    )
+    for day in days:
+        await dossier.handle.signal(
+            DossierWorkflow.record_signature,
+            SignatureInput(Document.ATTENDANCE, "Jan", "Jan Janssens", day),
+        )
+    link_id = sign_link_id(dossier.dossier_id, "satisfaction", "client")
+    path = await link_path(settings, session_factory, link_id)
+
+    page = await web.get(path)
+    await dossier.handle.terminate("test done")
+
+    assert page.status_code == 200
+    assert "<legend>Zou u ons aanraden?</legend>" in page.text
+    assert "q_content" not in page.text
+    assert not re.search(r"<script|<link|src=|url\(", page.text)  # no assets
