@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     sendgrid_sandbox: bool = False
     # The Signed Event Webhook's verification key: base64 DER, as SendGrid shows it.
     sendgrid_webhook_public_key: str | None = None
+    # The secret last part of the Inbound Parse URL; unset: the webhook is off (404).
+    inbound_secret: SecretStr | None = None
+    inbound_max_bytes: int = Field(25 * 1024 * 1024, gt=0)
+    # The local SMTP listener (`dossier smtp`), always on 127.0.0.1.
+    smtp_port: int = 2525
 
     @field_validator("base_url", "temporal_ui_url")
     @classmethod

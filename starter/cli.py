@@ -630,6 +630,22 @@ def web(
     )
 
 
+@app.command()
+def smtp(
+    port: Annotated[
+        int | None, typer.Option(help="Loopback port (default DOSSIER_SMTP_PORT).")
+    ] = None,
+) -> None:
+    """Receive mail for the containers on 127.0.0.1 (SMTP) until Ctrl-C."""
+    from adapters.logging import configure_logging
+    from adapters.settings import get_settings
+    from starter.smtp import run_smtp
+
+    settings = get_settings()
+    configure_logging(json=settings.log_json)
+    asyncio.run(run_smtp(settings, port or settings.smtp_port))
+
+
 # --- helpers -------------------------------------------------------------
 
 

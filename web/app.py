@@ -29,7 +29,7 @@ from adapters.settings import get_settings
 from kmo.invoice import InvoiceRejected
 from starter.client import connect
 from starter.intake import IntakeError, IntakeService
-from web import api, outbox, portal, sendgrid_events, signing, staff
+from web import api, inbound, outbox, portal, sendgrid_events, signing, staff
 from web.errors import error_body
 from web.forms import FormError
 from web.limits import BodySizeLimit, upload_body_limit
@@ -88,6 +88,7 @@ def create_app(
     app.include_router(signing.router)
     app.include_router(staff.router)
     app.include_router(sendgrid_events.router)
+    app.include_router(inbound.router)
     return app
 
 
