@@ -1,9 +1,10 @@
 """`dossier dev`: the whole service on one machine, in the foreground.
 
 Starts Temporal's dev server (state kept in `<data_dir>/temporal.db`), waits
-until it answers, brings the database schema up to date, then runs the worker
-and the web app as child processes. Ctrl-C or SIGTERM stops all of them; when
-one child dies the others are stopped too, so nothing half-runs.
+until it answers, brings the database schema up to date, then runs the worker,
+the web app and the local SMTP listener (127.0.0.1, `DOSSIER_SMTP_PORT`) as
+child processes. Ctrl-C or SIGTERM stops all of them; when one child dies the
+others are stopped too, so nothing half-runs.
 """
 
 from __future__ import annotations
@@ -82,6 +83,10 @@ def web_command(settings) -> list[str]:
     ]
 
 
+def smtp_command() -> list[str]:
+    return [sys.executable, "-m", "starter.cli", "smtp"]
+
+
 def run_dev(settings) -> int:
     """Run the stack until a signal or a child's death; the exit code to use."""
     configure_logging(json=settings.log_json)
@@ -95,6 +100,7 @@ def run_dev(settings) -> int:
         log.info("dev.database_ready")
         children["worker"] = _start("worker", worker_command())
         children["web"] = _start("web", web_command(settings))
+        children["smtp"] = _start("smtp", smtp_command())
         _announce(settings)
         return _watch(children)
     except Stop:
@@ -150,6 +156,7 @@ def _announce(settings) -> None:
         temporal_ui=settings.temporal_ui_url,
         outbox=f"{settings.base_url}/outbox",
         archive=str(settings.archive_dir),
+        smtp=f"127.0.0.1:{settings.smtp_port}",
     )
 
 
