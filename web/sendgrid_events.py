@@ -9,6 +9,12 @@ args come back on each event) become timeline lines `mail.<event>`; other
 events are ignored. SendGrid retries a delivery, so an event is recorded once
 per `sg_event_id`, kept as the line's source. The answer is 204.
 
+A bounce, drop or spam report also goes to the dossier's workflow as the
+`record_mail_event` signal, which opens a task for staff and shows in the
+`status` query. The signal is sent before the line is recorded: when Temporal
+cannot be reached the answer is 503 and SendGrid posts the batch again; the
+workflow ignores an event id it has seen.
+
 The route reads `request.app.state.settings` (for the public key) and
 `request.app.state.services.session_factory`.
 """
@@ -32,8 +38,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
-from adapters.records import TimelineEvent
+from adapters.records import Dossier, TimelineEvent
+from workflows.messages import MailEventInput
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
@@ -43,6 +52,7 @@ TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 MAX_BODY_BYTES = 1024 * 1024
 MAX_AGE_SECONDS = 5 * 60
 RECORDED_EVENTS = frozenset({"delivered", "bounce", "dropped", "spamreport"})
+STAFF_EVENTS = frozenset({"bounce", "dropped", "spamreport"})
 SOURCE_PREFIX = "sendgrid:"
 
 
@@ -54,7 +64,9 @@ async def sendgrid_events(request: Request) -> Response:
     _verify(key, request, body)
     events = _parse(body)
 
-    sessions = request.app.state.services.session_factory
+    services = request.app.state.services
+    sessions = services.session_factory
+    await _tell_workflows(getattr(services, "client", None), sessions, events)
     recorded = await run_in_threadpool(_record, sessions, events)
     log.info("sendgrid.events_received", received=len(events), recorded=recorded)
     return Response(status_code=204)
@@ -120,6 +132,60 @@ def _parse(body: bytes) -> list[dict[str, Any]]:
     if not isinstance(events, list):
         raise HTTPException(400, "the event batch is not a JSON list")
     return [event for event in events if isinstance(event, dict)]
+
+
+async def _tell_workflows(
+    client: Client | None,
+    sessions: sessionmaker[Session],
+    events: list[dict[str, Any]],
+) -> None:
+    """Signal each new bounce, drop or spam report to its dossier's workflow."""
+    if client is None:
+        return
+    for event in events:
+        line = _timeline_line(event)
+        if line is None or event["event"] not in STAFF_EVENTS:
+            continue
+        workflow_id = await run_in_threadpool(_workflow_of, sessions, line)
+        if workflow_id is None:
+            continue
+        signal = MailEventInput(
+            event=event["event"],
+            event_id=event["sg_event_id"],
+            message_id=_text(event.get("message_id")),
+            recipient=_text(event.get("email")),
+            status=_text(event.get("status")),
+        )
+        try:
+            await client.get_workflow_handle(workflow_id).signal(
+                "record_mail_event", signal
+            )
+        except RPCError as error:
+            if error.status != RPCStatusCode.NOT_FOUND:
+                log.warning("sendgrid.signal_failed", workflow_id=workflow_id)
+                raise HTTPException(503, "the dossier cannot be told now") from None
+            log.info("sendgrid.dossier_closed", workflow_id=workflow_id)
+        else:
+            log.info(
+                "sendgrid.dossier_told", workflow_id=workflow_id, kind=event["event"]
+            )
+
+
+def _workflow_of(sessions: sessionmaker[Session], line: TimelineEvent) -> str | None:
+    """The workflow of the line's dossier, unless this event was recorded before."""
+    with sessions() as session:
+        seen = session.scalar(
+            select(TimelineEvent.id).where(TimelineEvent.source == line.source)
+        )
+        if seen is not None:
+            return None
+        return session.scalar(
+            select(Dossier.workflow_id).where(Dossier.dossier_id == line.dossier_id)
+        )
+
+
+def _text(value: Any) -> str | None:
+    return value[:200] if isinstance(value, str) and value else None
 
 
 def _record(sessions: sessionmaker[Session], events: list[dict[str, Any]]) -> int:

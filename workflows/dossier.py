@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         DossierResult,
         DossierStatus,
         FinalReportInput,
+        MailEventInput,
         MailInput,
         MailResult,
         PaymentInput,
@@ -67,6 +68,11 @@ CLIENT = "client"
 # Dossiers started before this patch keep their recorded commands: no final
 # date, no closing of call tasks when a wait ends, no syncing of logged calls.
 FOLLOW_UP_PATCH = "follow-up-2026-12"
+MAIL_PROBLEMS = {
+    "bounce": "bounced",
+    "dropped": "was dropped by SendGrid",
+    "spamreport": "was reported as spam",
+}
 
 
 class DossierStopped(Exception):
@@ -120,6 +126,7 @@ class DossierWorkflow:
         self._follow_up_v2 = False  # set in `run`: see FOLLOW_UP_PATCH
         self._policy_version = 0
         self._tasks_to_record: list[str] = []  # task ids changed by a signal
+        self._mail_events: set[str] = set()  # SendGrid event ids already seen
 
     # --- the procedure -----------------------------------------------------
 
@@ -541,6 +548,10 @@ class DossierWorkflow:
         return True
 
     async def _open_task(self, step: Step, reason: str, kind: str = "call") -> None:
+        task = self._new_task(step, reason, kind)
+        await self._activity("open_task", TaskInput(self._dossier.dossier_id, task))
+
+    def _new_task(self, step: Step, reason: str, kind: str) -> Task:
         task = Task(
             task_id=f"{self._dossier.dossier_id}-{len(self._tasks) + 1}",
             kind=kind,
@@ -550,7 +561,7 @@ class DossierWorkflow:
         )
         self._tasks[task.task_id] = task
         self._note("task.opened", f"{task.task_id}: {reason}")
-        await self._activity("open_task", TaskInput(self._dossier.dossier_id, task))
+        return task
 
     async def _enter(self, step: Step) -> bool:
         """Make `step` current; False when staff skipped it beforehand."""
@@ -680,6 +691,30 @@ class DossierWorkflow:
     def upload_final_report(self, report: FinalReportInput) -> None:
         self._final_report = report
         self._note("final_report.uploaded", report.filename)
+
+    @workflow.signal(
+        description="SendGrid could not deliver a mail: opens a task for staff."
+    )
+    def record_mail_event(self, event: MailEventInput) -> None:
+        """A bounce, drop or spam report: staff checks the address and resends.
+
+        The task is a review task, so correcting the details closes it.
+        """
+        if event.event_id in self._mail_events:
+            return  # SendGrid posted the same event again
+        self._mail_events.add(event.event_id)
+        what = MAIL_PROBLEMS.get(event.event)
+        if what is None:
+            return
+        self._note(f"mail.{event.event}", event.message_id or "")
+        whom = event.recipient or "the recipient"
+        status = f" ({event.status})" if event.status else ""
+        task = self._new_task(
+            self._step,
+            f"mail to {whom} {what}{status}: check the address, then resend",
+            kind="review",
+        )
+        self._tasks_to_record.append(task.task_id)
 
     @workflow.signal(description="Cancel the dossier (e.g. a credit note arrived).")
     def cancel(self, cancel: CancelInput) -> None:

@@ -184,6 +184,17 @@ class CancelInput:
     credit_note_number: str | None = None
 
 
+@dataclass
+class MailEventInput:
+    """What SendGrid reported of one of our mails (its event webhook)."""
+
+    event: str  # bounce, dropped, spamreport
+    event_id: str  # SendGrid's sg_event_id: a retried post is recorded once
+    message_id: str | None = None
+    recipient: str | None = None
+    status: str | None = None  # the SMTP status of a bounce, e.g. 5.1.1
+
+
 # --- query ---------------------------------------------------------------
 
 

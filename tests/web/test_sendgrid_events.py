@@ -6,10 +6,13 @@ shows it (base64 DER) and the records are a migrated SQLite file.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
 
@@ -26,9 +29,17 @@ from sendgrid.helpers.eventwebhook import (  # type: ignore[import-untyped]  # n
     EventWebhook,
 )
 from sqlalchemy import select
+from temporalio.client import WorkflowHandle
 
-from adapters.records import TimelineEvent
+from activities.dossier import DossierActivities
+from adapters.archive import LocalArchive
+from adapters.mail import OutboxMailer
+from adapters.records import Dossier, Provider, Task, TimelineEvent
+from tests.factories import training_dossier
 from web.sendgrid_events import router
+from worker import build_worker
+from workflows.dossier import DossierWorkflow
+from workflows.messages import DetailsInput, DossierStatus, Step
 
 URL = "/webhooks/sendgrid/events"
 DOSSIER_ID = "0412345614-ls-2026-0141"
@@ -45,6 +56,32 @@ async def webhook(
     settings, session_factory, private_key
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An app with only the webhook router, its key and records on app.state."""
+    async for client in _webhook_app(settings, session_factory, private_key, None):
+        yield client
+
+
+@pytest.fixture
+async def told_webhook(
+    time_skipping_env, settings, session_factory, private_key
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The webhook app with a Temporal client and a worker with real activities."""
+    archive = LocalArchive(settings.archive_dir)
+    activities = DossierActivities(
+        settings=settings,
+        session_factory=session_factory,
+        archive=archive,
+        mailer=OutboxMailer(settings.outbox_dir),
+    )
+    async with build_worker(time_skipping_env.client, settings, activities):
+        async for client in _webhook_app(
+            settings, session_factory, private_key, time_skipping_env.client
+        ):
+            yield client
+
+
+async def _webhook_app(
+    settings, session_factory, private_key, temporal_client
+) -> AsyncIterator[httpx.AsyncClient]:
     public_der = private_key.public_key().public_bytes(
         Encoding.DER, PublicFormat.SubjectPublicKeyInfo
     )
@@ -52,7 +89,9 @@ async def webhook(
     app.state.settings = settings.model_copy(
         update={"sendgrid_webhook_public_key": base64.b64encode(public_der).decode()}
     )
-    app.state.services = SimpleNamespace(session_factory=session_factory)
+    app.state.services = SimpleNamespace(
+        session_factory=session_factory, client=temporal_client
+    )
     app.include_router(router)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
@@ -249,3 +288,122 @@ async def test_batch_that_is_not_a_json_list_is_refused(
 
     assert response.status_code == 400
     assert timeline(session_factory) == []
+
+
+async def running_dossier(client, settings, session_factory) -> WorkflowHandle:
+    """A training dossier of its own, waiting for its application, on record."""
+    number = f"BOUNCE-{uuid.uuid4().hex[:8].upper()}"
+    base = training_dossier()
+    dossier = training_dossier(
+        dossier_id=f"0412345614-{number.lower()}",
+        invoice_number=number,
+        client=replace(base.client, has_platform_account=True),
+    )
+    handle = await client.start_workflow(
+        DossierWorkflow.run,
+        dossier,
+        id=f"dossier-{dossier.dossier_id}",
+        task_queue=settings.task_queue,
+    )
+    with session_factory() as session, session.begin():
+        if session.get(Provider, "0412345614") is None:
+            session.add(
+                Provider(
+                    provider_id="0412345614",
+                    name=dossier.provider.name,
+                    dv_numbers=[],
+                    container_email=dossier.provider.container_email,
+                )
+            )
+            session.flush()
+        session.add(
+            Dossier(
+                dossier_id=dossier.dossier_id,
+                workflow_id=handle.id,
+                provider_id="0412345614",
+                invoice_number=number,
+                kind="training",
+                client_name=dossier.client.name,
+                client_enterprise_number=dossier.client.enterprise_number,
+                step="application",
+            )
+        )
+    return handle
+
+
+async def status_when(
+    handle: WorkflowHandle, check: Callable[[DossierStatus], bool]
+) -> DossierStatus:
+    for _ in range(600):
+        status = await handle.query(DossierWorkflow.status)
+        if check(status):
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never reached; last status: {status}")
+
+
+async def test_bounce_opens_one_staff_task_on_the_dossier(
+    told_webhook, private_key, settings, session_factory, time_skipping_env
+) -> None:
+    """A bounce, posted twice, gives one review task in the status and records."""
+    handle = await running_dossier(time_skipping_env.client, settings, session_factory)
+    dossier_id = handle.id.removeprefix("dossier-")
+    await status_when(handle, lambda s: s.step == Step.APPLICATION)
+    bounce = event(
+        "bounce",
+        "ev-bounce-1",
+        type="bounce",
+        status="5.1.1",
+        email="wrong@bakkerij.example",
+        dossier_id=dossier_id,
+    )
+    body = json.dumps([bounce, event("delivered", "ev-d", dossier_id=dossier_id)])
+
+    for _ in range(2):  # SendGrid posts the batch again
+        response = await told_webhook.post(
+            URL, content=body.encode(), headers=signed(private_key, body.encode())
+        )
+        assert response.status_code == 204
+
+    status = await status_when(handle, lambda s: bool(s.open_tasks))
+    [task] = status.open_tasks
+    assert (task.kind, task.step) == ("review", Step.APPLICATION)
+    assert task.reason == (
+        "mail to wrong@bakkerij.example bounced (5.1.1): check the address, then resend"
+    )
+    assert [e.event for e in status.timeline].count("mail.bounce") == 1
+    await _until_recorded(session_factory, task.task_id)
+
+    await handle.signal(
+        DossierWorkflow.update_details, DetailsInput(client_email="an@bakkerij.be")
+    )
+    status = await status_when(handle, lambda s: not s.open_tasks)
+    await handle.terminate("test done")
+
+
+async def test_event_of_a_closed_dossier_is_still_recorded(
+    told_webhook, private_key, settings, session_factory, time_skipping_env
+) -> None:
+    """A bounce for a dossier whose workflow ended is kept on the timeline."""
+    handle = await running_dossier(time_skipping_env.client, settings, session_factory)
+    await handle.terminate("closed before the bounce")
+    dossier_id = handle.id.removeprefix("dossier-")
+    body = json.dumps([event("bounce", "ev-late", dossier_id=dossier_id)]).encode()
+
+    response = await told_webhook.post(
+        URL, content=body, headers=signed(private_key, body)
+    )
+
+    assert response.status_code == 204
+    assert [line[:2] for line in timeline(session_factory)] == [
+        (dossier_id, "mail.bounce")
+    ]
+
+
+async def _until_recorded(session_factory, task_id: str) -> None:
+    for _ in range(600):
+        with session_factory() as session:
+            if session.get(Task, task_id) is not None:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"task {task_id} never reached the records")
