@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from activities.dossier import SIGN_LINK_VALIDITY
 from adapters.archive import Archive, ArchivedItem, LocalArchive
@@ -59,7 +60,14 @@ from adapters.records import (
 )
 from kmo.rules import retention_until
 from web.satisfaction import Question, questions_for, read_answers
-from workflows.messages import Document, DossierInput, SignatureInput, SignLinksInput
+from workflows.messages import (
+    Document,
+    DossierInput,
+    ResendInput,
+    SignatureInput,
+    SignLinksInput,
+    Step,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -202,9 +210,11 @@ async def sign(request: Request, token: str) -> HTMLResponse:
 async def request_renewal(request: Request, token: str) -> HTMLResponse:
     """Ask for a fresh link in place of an expired one.
 
-    TODO: mail the fresh link by itself; that needs a workflow signal that
-    runs `create_sign_links` again. For now the request is a timeline event
-    that staff act on.
+    The request is a timeline event, once per link and day, and the first of
+    the day asks the workflow to send the step's mail again: dossiers started
+    since the `fresh-sign-links-2026-12` patch make new links for it. Older
+    dossiers mail their first links again; staff sees the request and can
+    resend after renewing by hand.
     """
     opened = await _open(request, token)
     if opened is None:
@@ -218,7 +228,7 @@ async def request_renewal(request: Request, token: str) -> HTMLResponse:
         return _refusal(request, token, opened, language, on_submit=True)
 
     today = utcnow().date().isoformat()
-    await run_in_threadpool(
+    first_today = await run_in_threadpool(
         _note,
         _services(request).session_factory,
         TimelineEvent(
@@ -235,7 +245,24 @@ async def request_renewal(request: Request, token: str) -> HTMLResponse:
         dossier_id=opened.facts.dossier_id,
         link_id=opened.link_id,
     )
+    if first_today:
+        await _ask_for_fresh_link(_services(request).client, opened)
     return _message(language, 200, "renewal")
+
+
+async def _ask_for_fresh_link(client: Client, opened: Opened) -> None:
+    """Signal the workflow to mail the document's step again, with a new link."""
+    step = Step(opened.document)
+    try:
+        await client.get_workflow_handle(opened.facts.workflow_id).signal(
+            "resend_mail", ResendInput(step=step, by="signer: link expired")
+        )
+    except RPCError as error:  # the timeline line stays for staff
+        log.warning(
+            "sign_link.renewal_not_signalled",
+            dossier_id=opened.facts.dossier_id,
+            status=error.status.name,
+        )
 
 
 # --- opening a link ----------------------------------------------------------
@@ -804,18 +831,20 @@ def _record(session: Session, item: ArchivedItem, facts: Facts) -> None:
     )
 
 
-def _note(sessions: sessionmaker[Session], event: TimelineEvent) -> None:
-    """Add a timeline event once: its `source` is unique."""
+def _note(sessions: sessionmaker[Session], event: TimelineEvent) -> bool:
+    """Add a timeline event once: its `source` is unique. True when added."""
     with sessions() as session:
         if session.scalar(
             select(TimelineEvent.id).where(TimelineEvent.source == event.source)
         ):
-            return
+            return False
         session.add(event)
         try:
             session.commit()
         except IntegrityError:  # a concurrent request wrote it first
             session.rollback()
+            return False
+        return True
 
 
 # --- rendering ---------------------------------------------------------------

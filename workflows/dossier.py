@@ -68,6 +68,9 @@ CLIENT = "client"
 # Dossiers started before this patch keep their recorded commands: no final
 # date, no closing of call tasks when a wait ends, no syncing of logged calls.
 FOLLOW_UP_PATCH = "follow-up-2026-12"
+# Dossiers started before this patch remind with the links of the first mail,
+# which expire after 30 days; later ones get fresh links in every reminder.
+FRESH_LINKS_PATCH = "fresh-sign-links-2026-12"
 MAIL_PROBLEMS = {
     "bounce": "bounced",
     "dropped": "was dropped by SendGrid",
@@ -100,6 +103,8 @@ class Chase:
     to_provider: bool = False
     sign_links: dict[str, str] | None = None
     extra: dict[str, str] | None = None
+    document: Document | None = None  # a signature wait: what is to be signed
+    signers: list[str] | None = None
 
 
 @workflow.defn
@@ -124,6 +129,7 @@ class DossierWorkflow:
         self._final_report: FinalReportInput | None = None
         self._mails_sent = 0
         self._follow_up_v2 = False  # set in `run`: see FOLLOW_UP_PATCH
+        self._fresh_links = False  # set in `run`: see FRESH_LINKS_PATCH
         self._policy_version = 0
         self._tasks_to_record: list[str] = []  # task ids changed by a signal
         self._mail_events: set[str] = set()  # SendGrid event ids already seen
@@ -133,6 +139,7 @@ class DossierWorkflow:
     @workflow.run
     async def run(self, dossier: DossierInput) -> DossierResult:
         self._follow_up_v2 = workflow.patched(FOLLOW_UP_PATCH)
+        self._fresh_links = workflow.patched(FRESH_LINKS_PATCH)
         self._note("dossier.started", self._dossier.invoice_number)
         try:
             await self._onboarding()
@@ -320,10 +327,15 @@ class DossierWorkflow:
         )
         await self._mail(template, sign_links=links.links)
         every = self._every_days(template)
-        await self._chase(
-            Chase(self._step, template, every, sign_links=links.links),
-            lambda: self._is_signed(document),
+        chase = Chase(
+            self._step,
+            template,
+            every,
+            sign_links=links.links,
+            document=document,
+            signers=signers,
         )
+        await self._chase(chase, lambda: self._is_signed(document))
 
     async def _chase(self, chase: Chase, done: Callable[[], bool]) -> None:
         """Remind until `done`, the step is skipped, or the dossier stops.
@@ -505,10 +517,18 @@ class DossierWorkflow:
         self._resend = None
 
     async def _remind(self, chase: Chase) -> None:
+        sign_links = chase.sign_links
+        if self._fresh_links and chase.document is not None and chase.signers:
+            fresh = await self._activity(
+                "create_sign_links",
+                SignLinksInput(self._dossier, chase.document, chase.signers),
+                SignLinksResult,
+            )
+            sign_links = fresh.links  # a new token, valid 30 days from now
         await self._mail(
             chase.template,
             to_provider=chase.to_provider,
-            sign_links=chase.sign_links,
+            sign_links=sign_links,
             extra=chase.extra,
         )
 

@@ -126,6 +126,23 @@ async def start_at_terms(client, settings, language: str = "nl") -> TermsLink:
     )
 
 
+async def _nth_terms_link(outbox: Path, count: int) -> str:
+    """The link of the `count`-th terms mail in the test's own outbox."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        paths = sorted(outbox.glob("[!.]*.eml"), key=lambda p: p.stat().st_mtime_ns)
+        mails = [
+            email.message_from_bytes(path.read_bytes(), policy=policy.default)
+            for path in paths
+        ]
+        terms = [m for m in mails if m["X-Dossier-Template"] == "terms"]
+        if len(terms) >= count:
+            text = terms[count - 1].get_body(preferencelist=("plain",)).get_content()
+            return "/sign/" + _LINK.search(text).group(1)
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"fewer than {count} terms mails in {outbox}")
+
+
 async def _terms_link_from_outbox(outbox: Path, dossier_id: str) -> str:
     """The link in the terms mail; the outbox is the test's own."""
     deadline = time.monotonic() + 30
@@ -352,6 +369,32 @@ async def test_an_expired_link_offers_a_new_one(web, session_factory, terms):
     assert "Uw aanvraag is genoteerd" in renewal.text
     [event] = events(session_factory, terms.dossier_id, "link.renewal_requested")
     assert event.detail == f"terms link {terms.link_id}"
+
+
+async def test_asking_for_a_new_link_mails_one_that_opens(
+    web, settings, session_factory, terms
+):
+    """The renewal mails the terms again; its link opens the form. Once a day."""
+    with session_factory.begin() as session:
+        session.execute(
+            update(SignLink)
+            .where(SignLink.link_id == terms.link_id)
+            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
+    page = await web.get(terms.path)
+    renew_nonce = _NONCE.search(page.text).group(1)
+
+    for _ in range(2):  # a second press the same day asks nothing more
+        renewal = await web.post(f"{terms.path}/renew", data={"nonce": renew_nonce})
+        assert renewal.status_code == 200
+    fresh = await _nth_terms_link(Path(settings.outbox_dir), 2)
+    reopened = await web.get(fresh)
+
+    assert reopened.status_code == 200
+    assert _NONCE.search(reopened.text)
+    status = await terms.handle.query(DossierWorkflow.status)
+    requests = [e for e in status.timeline if e.event == "mail.resend_requested"]
+    assert [e.detail for e in requests] == ["terms by signer: link expired"]
 
 
 async def test_a_token_older_than_the_link_validity_is_expired(web, settings, terms):

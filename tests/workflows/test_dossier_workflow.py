@@ -262,6 +262,34 @@ async def test_client_that_never_files_gets_reminders_a_call_and_lapses(worker, 
     assert templates_sent(status)[-1] == "lapsed"
 
 
+async def test_each_terms_reminder_carries_a_freshly_made_link(worker, stack):
+    """A reminder makes its signing links again, so it never mails a dead link."""
+    env = worker
+    dossier = await dossier_from(env, "training-open-1p.xml")
+    handle = await start(env, stack, dossier)
+    await handle.signal(DossierWorkflow.record_application, ApplicationInput("P-9"))
+    await until(handle, at_step(Step.TERMS))
+
+    await env.sleep(timedelta(days=12))  # reminders every 5 days
+    status = await until(handle, lambda s: templates_sent(s).count("terms") >= 3)
+    await handle.terminate("test done")
+    await keep_history(handle, "training-terms-fresh-links")
+
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in (await handle.fetch_history()).events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    terms_mails = templates_sent(status).count("terms")
+    assert scheduled.count("create_sign_links") == terms_mails
+    followed_by = [
+        scheduled[index + 1]
+        for index, name in enumerate(scheduled)
+        if name == "create_sign_links"
+    ]
+    assert followed_by == ["send_mail"] * terms_mails
+
+
 async def test_skipped_step_is_passed_with_its_reason(worker, stack):
     """Staff can skip the terms; the dossier goes on to the payment follow-up."""
     env = worker
