@@ -393,7 +393,7 @@ class IntakeService:
         prepared = prepare(data, filename, details)
         invoice = prepared.invoice
         if invoice.document_type == DocumentType.CREDIT_NOTE:
-            return await self._cancel_by_credit_note(prepared, data, filename)
+            return await self._cancel_by_credit_note(prepared, data, filename, details)
         if prepared.dossier is None:
             raise IntakeError(_summary(invoice), prepared.problems, 422)
 
@@ -491,13 +491,14 @@ class IntakeService:
             pass  # closed already: the same invoice again changes nothing
 
     async def _cancel_by_credit_note(
-        self, prepared: Prepared, data: bytes, filename: str
+        self, prepared: Prepared, data: bytes, filename: str, details: UploadDetails
     ) -> IntakeResult:
         note = prepared.invoice
         dossier_id = prepared.cancels
         if dossier_id is None:
             raise IntakeError(_summary(note), prepared.problems, 422)
         provider_id = enterprise.digits(note.supplier.enterprise_number or "")
+        _check_credit_note_provider(note, provider_id, details)
         handle = self._client.get_workflow_handle(workflow_id(dossier_id))
         try:
             await handle.signal(
@@ -525,6 +526,26 @@ class IntakeService:
         )
         log.info("dossier.credit_note", dossier_id=dossier_id)
         return IntakeResult(dossier_id, handle.id, False, None, [], cancelled=True)
+
+
+def _check_credit_note_provider(
+    note: Invoice, provider_id: str, details: UploadDetails
+) -> None:
+    """A credit note uploaded for a provider cancels only that provider's dossier."""
+    if not details.provider_id:
+        return
+    try:
+        stated = enterprise.digits(enterprise.normalize(details.provider_id))
+    except enterprise.InvalidEnterpriseNumber as err:
+        raise IntakeError(f"provider: {err}", [], 422) from err
+    if stated != provider_id:
+        problem = Problem(
+            code="provider_mismatch",
+            field="supplier.enterprise_number",
+            message=f"credit note {note.number} was issued by {provider_id}, "
+            f"not by provider {stated}; it cannot cancel another provider's dossier",
+        )
+        raise IntakeError(problem.message, [problem], 422)
 
 
 def _summary(invoice: Invoice) -> str:

@@ -1,12 +1,18 @@
-"""`/api/dossiers`: upload an invoice to start a dossier, read where dossiers stand."""
+"""`/api/dossiers`: upload an invoice to start a dossier, read where dossiers stand.
+
+Every route needs a caller (`web.api_auth`): staff see and upload for every
+provider; a provider user uploads for its own provider only and sees only its
+own dossiers, anyone else's answering 404 like an unknown id.
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 from starlette.concurrency import run_in_threadpool
@@ -14,11 +20,13 @@ from starlette.datastructures import UploadFile
 from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from kmo import enterprise
 from kmo.invoice import MAX_INVOICE_BYTES
 from kmo.models import Fee, Problem, Warning
 from starter.client import workflow_id
 from starter.intake import IntakeResult, UploadDetails
 from web import dossiers
+from web.api_auth import ApiCaller, Caller, api_caller
 from web.errors import error_body
 from web.forms import details_from_form
 from web.limits import too_large_message
@@ -26,7 +34,9 @@ from workflows.messages import DossierStatus
 
 log = structlog.get_logger()
 
-router = APIRouter(prefix="/api/dossiers", tags=["dossiers"])
+router = APIRouter(
+    prefix="/api/dossiers", tags=["dossiers"], dependencies=[Depends(api_caller)]
+)
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 
@@ -36,11 +46,12 @@ _status_json = TypeAdapter(DossierStatus)
 
 
 @router.post("", status_code=201)
-async def upload_invoice(request: Request) -> JSONResponse:
+async def upload_invoice(request: Request, caller: ApiCaller) -> JSONResponse:
     """Start a dossier from an invoice (multipart field `invoice`).
 
     Answers 201 for a new dossier and 200 with the same ids when the invoice
-    was uploaded before.
+    was uploaded before. A provider user's upload is for its own provider:
+    another one in the `provider` field answers 403, none means its own.
     """
     form = await request.form()
     invoice = form.get("invoice")
@@ -51,6 +62,8 @@ async def upload_invoice(request: Request) -> JSONResponse:
     if len(data) > MAX_INVOICE_BYTES:
         return JSONResponse(error_body(too_large_message()), status_code=413)
     details: UploadDetails = details_from_form(form)
+    if not caller.is_staff:
+        details = _for_own_provider(details, caller)
 
     services = request.app.state.services
     result: IntakeResult = await services.intake.submit(
@@ -68,6 +81,23 @@ async def upload_invoice(request: Request) -> JSONResponse:
     return JSONResponse(
         _upload_answer(request, result), status_code=201 if result.created else 200
     )
+
+
+def _for_own_provider(details: UploadDetails, caller: Caller) -> UploadDetails:
+    """The upload's details with the provider user's own provider; 403 for another.
+
+    A provider number that cannot be read is left for intake to refuse (422).
+    """
+    own = caller.provider_id
+    if details.provider_id:
+        try:
+            given = enterprise.digits(enterprise.normalize(details.provider_id))
+        except enterprise.InvalidEnterpriseNumber:
+            return details
+        if given != own:
+            log.info("dossier.upload_for_other_provider", provider_id=own)
+            raise HTTPException(403, f"you can upload invoices for provider {own} only")
+    return replace(details, provider_id=own)
 
 
 def _missing_invoice() -> JSONResponse:
@@ -103,25 +133,33 @@ def _links(request: Request, dossier_id: str, workflow: str) -> dict[str, str]:
 
 
 @router.get("")
-async def list_dossiers(request: Request) -> dict[str, Any]:
-    """Every dossier the records know, newest first."""
+async def list_dossiers(request: Request, caller: ApiCaller) -> dict[str, Any]:
+    """The dossiers the caller may see, newest first: all of them for staff."""
     services = request.app.state.services
-    rows = await run_in_threadpool(dossiers.list_dossiers, services.session_factory)
+    rows = await run_in_threadpool(
+        dossiers.list_dossiers, services.session_factory, caller.user
+    )
     return {"dossiers": rows}
 
 
 @router.get("/{dossier_id}", name="dossier_status")
-async def dossier_status(request: Request, dossier_id: str) -> JSONResponse:
-    """The workflow's `status` query, merged with the records' row."""
+async def dossier_status(
+    request: Request, dossier_id: str, caller: ApiCaller
+) -> JSONResponse:
+    """The workflow's `status` query, merged with the records' row.
+
+    Staff also get the status of a workflow the records do not know; a
+    provider user only that of its own provider's recorded dossiers.
+    """
     services = request.app.state.services
     row = await run_in_threadpool(
-        dossiers.find_dossier, services.session_factory, dossier_id
+        dossiers.find_dossier, services.session_factory, caller.user, dossier_id
     )
+    if row is None and not caller.is_staff:
+        return _no_dossier(dossier_id)
     status, status_error = await _query_status(services.client, dossier_id)
     if row is None and status is None:
-        return JSONResponse(
-            error_body(f"there is no dossier '{dossier_id}'"), status_code=404
-        )
+        return _no_dossier(dossier_id)
 
     body = {
         "dossier_id": dossier_id,
@@ -132,6 +170,12 @@ async def dossier_status(request: Request, dossier_id: str) -> JSONResponse:
         "links": _links(request, dossier_id, workflow_id(dossier_id)),
     }
     return JSONResponse(body)
+
+
+def _no_dossier(dossier_id: str) -> JSONResponse:
+    return JSONResponse(
+        error_body(f"there is no dossier '{dossier_id}'"), status_code=404
+    )
 
 
 async def _query_status(

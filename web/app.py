@@ -29,7 +29,16 @@ from adapters.settings import get_settings
 from kmo.invoice import InvoiceRejected
 from starter.client import connect
 from starter.intake import IntakeError, IntakeService
-from web import api, inbound, outbox, portal, sendgrid_events, signing, staff
+from web import (
+    api,
+    api_auth,
+    inbound,
+    outbox,
+    portal,
+    sendgrid_events,
+    signing,
+    staff,
+)
 from web.errors import error_body
 from web.forms import FormError
 from web.limits import BodySizeLimit, upload_body_limit
@@ -76,6 +85,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.api_failures = api_auth.failed_sign_ins()
     app.add_middleware(BodySizeLimit, limit=upload_body_limit(), paths=("/api/",))
     app.add_middleware(portal.PortalBodyLimit)
     app.add_middleware(RateLimit, prefixes=RATE_LIMITED, per_minute=10)

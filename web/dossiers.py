@@ -5,9 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select
+from fastapi import HTTPException
 
-from adapters.records import Dossier
+from adapters.records import Dossier, User
+from web import auth
 
 
 def dossier_json(row: Dossier) -> dict[str, Any]:
@@ -36,17 +37,20 @@ def dossier_json(row: Dossier) -> dict[str, Any]:
     }
 
 
-def list_dossiers(session_factory) -> list[dict[str, Any]]:
-    """Every dossier, newest first."""
+def list_dossiers(session_factory, user: User) -> list[dict[str, Any]]:
+    """The dossiers `user` may see (`web.auth`), newest first."""
     with session_factory() as session:
-        rows = session.scalars(select(Dossier).order_by(Dossier.created_at.desc()))
-        return [dossier_json(row) for row in rows]
+        return [dossier_json(row) for row in auth.visible_dossiers(session, user)]
 
 
-def find_dossier(session_factory, dossier_id: str) -> dict[str, Any] | None:
+def find_dossier(session_factory, user: User, dossier_id: str) -> dict[str, Any] | None:
+    """The dossier's row if `user` may see it; None as if it did not exist."""
     with session_factory() as session:
-        row = session.get(Dossier, dossier_id)
-        return dossier_json(row) if row is not None else None
+        try:
+            row = auth.visible_dossier(session, user, dossier_id)
+        except HTTPException:
+            return None
+        return dossier_json(row)
 
 
 def _money(value: Decimal | None) -> str | None:

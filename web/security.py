@@ -99,3 +99,23 @@ class RateLimit:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class FailedAttempts:
+    """At most `per_minute` failed sign-ins per client address, then a wait.
+
+    Unlike `RateLimit` only failures count, so a script that signs in right
+    on every call is never slowed down; the same in-memory, per-process store.
+    """
+
+    def __init__(self, scope: str, *, per_minute: int = 10) -> None:
+        self.scope = scope
+        self.item = RateLimitItemPerMinute(per_minute)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+
+    def blocked(self, client: str) -> bool:
+        """Whether the client used up its failures of the last minute."""
+        return not self.limiter.test(self.item, self.scope, client)
+
+    def failed(self, client: str) -> None:
+        self.limiter.hit(self.item, self.scope, client)
