@@ -13,10 +13,8 @@ archive and Temporal client of `request.app.state.services`.
 
 from __future__ import annotations
 
-import mimetypes
 import secrets
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -25,12 +23,10 @@ import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import FormData, UploadFile
+from starlette.datastructures import FormData
 from starlette.types import Receive, Scope, Send
-from temporalio.service import RPCError
 
 from adapters.archive import (
     ArchiveCorrupted,
@@ -39,23 +35,11 @@ from adapters.archive import (
     safe_name,
     sha256_hex,
 )
-from adapters.records import (
-    ArchiveItem,
-    Dossier,
-    Provider,
-    TimelineEvent,
-    User,
-    WebSession,
-    record_archived,
-    utcnow,
-)
-from kmo.models import Kind
-from kmo.rules import retention_until
-from web import auth, security
+from adapters.records import ArchiveItem, Dossier, Provider, User, WebSession
+from web import auth, documents, security
+from web.documents import DOCUMENT_TYPES, MAX_DOCUMENT_BYTES, UploadRefused
 from web.errors import error_body
 from web.limits import FORM_OVERHEAD_BYTES, BodySizeLimit
-from workflows.dossier import DossierWorkflow
-from workflows.messages import FinalReportInput
 
 log = structlog.get_logger(__name__)
 
@@ -64,13 +48,6 @@ templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 SESSION_COOKIE = "portal_session"
 LOGIN_CSRF_COOKIE = "portal_login_csrf"
-MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
-DOCUMENT_TYPES = {
-    "quote": "quote",
-    "invoice": "invoice",
-    "final_report": "final report",
-    "other": "other document",
-}
 # The site's security headers, set here too so that pages keep them whatever
 # middleware is in front; answers are never cached, as they hold dossier data.
 PAGE_HEADERS = {**security.HEADERS, "cache-control": "no-store"}
@@ -87,17 +64,10 @@ class PortalBodyLimit(BodySizeLimit):
 
     @staticmethod
     async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
-        response = JSONResponse(error_body(_too_large_message()), status_code=413)
+        response = JSONResponse(
+            error_body(documents.too_large_message()), status_code=413
+        )
         await response(scope, receive, send)
-
-
-class UploadRefused(Exception):
-    """An upload that cannot be archived; the message tells the user what to do."""
-
-    def __init__(self, message: str, status_code: int = 422) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status_code = status_code
 
 
 @dataclass(frozen=True)
@@ -280,14 +250,20 @@ async def upload(request: Request, dossier_id: str, visitor: LoggedIn) -> Respon
 
     document_type = _text(form, "document_type")
     try:
-        data, name = await _read_upload(document_type, form.get("document"))
+        data, name = await documents.read_upload(document_type, form.get("document"))
     except UploadRefused as refused:
         return await run_in_threadpool(
             _dossier_page, request, visitor, dossier_id, refused=refused
         )
 
     item = await run_in_threadpool(
-        _archive_document, request, dossier, document_type, name, data
+        documents.archive_document,
+        _sessions(request),
+        _archive(request),
+        dossier,
+        document_type,
+        name,
+        data,
     )
     log.info(
         "portal.document_uploaded",
@@ -296,8 +272,11 @@ async def upload(request: Request, dossier_id: str, visitor: LoggedIn) -> Respon
         document_type=document_type,
         sha256=item.sha256,
     )
-    if document_type == "final_report" and dossier.kind == Kind.ADVICE:
-        await _signal_final_report(request, dossier, item.key, name)
+    if documents.is_final_report(dossier, document_type):
+        client = getattr(request.app.state.services, "client", None)
+        await documents.signal_final_report(
+            client, dossier, item.key, name, via="portal"
+        )
     return RedirectResponse(f"/portal/dossiers/{quote(dossier_id)}", status_code=303)
 
 
@@ -346,112 +325,6 @@ def _read_document(
         log.error("portal.document_hash_mismatch", dossier_id=item.dossier_id)
         raise HTTPException(500, _corrupted_message())
     return item, data
-
-
-async def _read_upload(document_type: str, upload: object) -> tuple[bytes, str]:
-    """The bytes and safe file name of an uploaded document."""
-    if document_type not in DOCUMENT_TYPES:
-        raise UploadRefused("choose what kind of document this is")
-    if not isinstance(upload, UploadFile) or not upload.filename:
-        raise UploadRefused("choose a file to upload")
-    data = await upload.read(MAX_DOCUMENT_BYTES + 1)
-    if len(data) > MAX_DOCUMENT_BYTES:
-        raise UploadRefused(_too_large_message(), status_code=413)
-    if not data:
-        raise UploadRefused(f"{upload.filename} is empty; choose another file")
-    try:
-        return data, safe_name(upload.filename)
-    except InvalidArchiveKey:
-        raise UploadRefused(
-            "the file name cannot be used; rename the file and try again"
-        ) from None
-
-
-def _archive_document(
-    request: Request, dossier: Dossier, document_type: str, name: str, data: bytes
-) -> ArchiveItem:
-    """Archive the bytes under the dossier and note them in the records."""
-    stored_name = f"{document_type}-{name}"
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    with _sessions(request).begin() as session:
-        stored = _archive(request).put(
-            dossier.provider_id,
-            dossier.dossier_id,
-            stored_name,
-            data,
-            retain_until=_retention(session, dossier),
-            content_type=content_type,
-        )
-        item = record_archived(
-            session,
-            stored,
-            container=dossier.provider_id,
-            dossier_id=dossier.dossier_id,
-            name=stored_name,
-            content_type=content_type,
-        )
-        _note_upload(session, dossier, item, document_type)
-        return item
-
-
-def _retention(session: Session, dossier: Dossier) -> date:
-    """The dossier's retention date: as set at close, else as its invoice's."""
-    if dossier.retain_until is not None:
-        return dossier.retain_until
-    recorded = session.scalar(
-        select(func.max(ArchiveItem.retain_until)).where(
-            ArchiveItem.dossier_id == dossier.dossier_id
-        )
-    )
-    return recorded or retention_until(dossier.created_at.date())
-
-
-def _note_upload(
-    session: Session, dossier: Dossier, item: ArchiveItem, document_type: str
-) -> None:
-    """A timeline line, once per archived object even if uploaded twice."""
-    source = f"portal:{item.key}"
-    if session.scalar(select(TimelineEvent.id).where(TimelineEvent.source == source)):
-        return
-    session.add(
-        TimelineEvent(
-            dossier_id=dossier.dossier_id,
-            at=utcnow(),
-            event="document.uploaded",
-            detail=f"{DOCUMENT_TYPES[document_type]}: {item.name}",
-            step=dossier.step,
-            source=source,
-        )
-    )
-
-
-async def _signal_final_report(
-    request: Request, dossier: Dossier, key: str, name: str
-) -> None:
-    """Tell the dossier's workflow its final report is in, if Temporal is there."""
-    client = getattr(request.app.state.services, "client", None)
-    if client is None:
-        log.warning("portal.final_report_not_signalled", dossier_id=dossier.dossier_id)
-        return
-    handle = client.get_workflow_handle(dossier.workflow_id)
-    try:
-        await handle.signal(
-            DossierWorkflow.upload_final_report, FinalReportInput(key, name)
-        )
-    except RPCError as error:
-        # The report is archived either way; staff can send the signal later.
-        log.warning(
-            "portal.final_report_signal_failed",
-            dossier_id=dossier.dossier_id,
-            workflow_id=dossier.workflow_id,
-            status=error.status.name,
-        )
-        return
-    log.info(
-        "portal.final_report_signalled",
-        dossier_id=dossier.dossier_id,
-        workflow_id=dossier.workflow_id,
-    )
 
 
 # --- helpers -----------------------------------------------------------------
@@ -514,11 +387,6 @@ def _attachment(filename: str) -> str:
     except InvalidArchiveKey:
         fallback = "document"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
-
-
-def _too_large_message() -> str:
-    megabytes = MAX_DOCUMENT_BYTES // (1024 * 1024)
-    return f"the document is too large; the limit is {megabytes} MB"
 
 
 def _corrupted_message() -> str:
