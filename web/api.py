@@ -1,4 +1,5 @@
-"""`/api/dossiers`: upload an invoice to start a dossier, read where dossiers stand.
+"""`/api/dossiers`: upload an invoice to start a dossier, read where dossiers stand,
+add a document to a dossier.
 
 Every route needs a caller (`web.api_auth`): staff see and upload for every
 provider; a provider user uploads for its own provider only and sees only its
@@ -25,8 +26,9 @@ from kmo.invoice import MAX_INVOICE_BYTES
 from kmo.models import Fee, Problem, Warning
 from starter.client import workflow_id
 from starter.intake import IntakeResult, UploadDetails
-from web import dossiers
+from web import documents, dossiers
 from web.api_auth import ApiCaller, Caller, api_caller
+from web.documents import DOCUMENT_TYPES, UploadRefused
 from web.errors import error_body
 from web.forms import details_from_form
 from web.limits import too_large_message
@@ -170,6 +172,85 @@ async def dossier_status(
         "links": _links(request, dossier_id, workflow_id(dossier_id)),
     }
     return JSONResponse(body)
+
+
+@router.post("/{dossier_id}/documents", status_code=201, name="dossier_documents")
+async def upload_document(
+    request: Request, dossier_id: str, caller: ApiCaller
+) -> JSONResponse:
+    """Archive a document under the dossier (multipart `document` and `type`).
+
+    The portal's checks and archive: `type` is one of quote, invoice,
+    final_report, other; the file at most 20 MB. An advice's final report
+    is also signalled to its workflow. 404 for a dossier the caller cannot see.
+    """
+    services = request.app.state.services
+    dossier = await run_in_threadpool(
+        dossiers.visible_dossier, services.session_factory, caller.user, dossier_id
+    )
+    if dossier is None:
+        return _no_dossier(dossier_id)
+
+    form = await request.form()
+    given_type = form.get("type")
+    document_type = given_type if isinstance(given_type, str) else ""
+    try:
+        data, name = await documents.read_upload(document_type, form.get("document"))
+    except UploadRefused as refused:
+        return _refused_document(refused, document_type)
+
+    item = await run_in_threadpool(
+        documents.archive_document,
+        services.session_factory,
+        services.archive,
+        dossier,
+        document_type,
+        name,
+        data,
+    )
+    signalled = False
+    if documents.is_final_report(dossier, document_type):
+        signalled = await documents.signal_final_report(
+            services.client, dossier, item.key, name, via="api"
+        )
+    log.info(
+        "api.document_uploaded",
+        dossier_id=dossier.dossier_id,
+        user_id=caller.user.user_id or None,
+        document_type=document_type,
+        sha256=item.sha256,
+    )
+    return JSONResponse(
+        {
+            "dossier_id": dossier.dossier_id,
+            "type": document_type,
+            "key": item.key,
+            "name": item.name,
+            "sha256": item.sha256,
+            "size": item.size,
+            "workflow_signalled": signalled,
+        },
+        status_code=201,
+    )
+
+
+def _refused_document(refused: UploadRefused, document_type: str) -> JSONResponse:
+    """The portal's refusal in the API's words and error shape."""
+    types = ", ".join(DOCUMENT_TYPES)
+    if refused.code == "bad_type":
+        field = "type"
+        message = (
+            f"'{document_type}' is not a document type; send type as one of {types}"
+            if document_type
+            else f"the upload has no type; send type as one of {types}"
+        )
+    elif refused.code == "missing_file":
+        field = "document"
+        message = "the upload has no file; send it as the form field 'document'"
+    else:
+        field, message = "document", refused.message
+    problem = Problem(refused.code, field, message)
+    return JSONResponse(error_body(message, [problem]), status_code=refused.status_code)
 
 
 def _no_dossier(dossier_id: str) -> JSONResponse:

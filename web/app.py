@@ -32,6 +32,7 @@ from starter.intake import IntakeError, IntakeService
 from web import (
     api,
     api_auth,
+    documents,
     inbound,
     outbox,
     portal,
@@ -86,7 +87,13 @@ def create_app(
     )
     app.state.settings = settings
     app.state.api_failures = api_auth.failed_sign_ins()
-    app.add_middleware(BodySizeLimit, limit=upload_body_limit(), paths=("/api/",))
+    app.add_middleware(
+        BodySizeLimit,
+        limit=upload_body_limit(),
+        paths=("/api/",),
+        skip=documents.API_DOCUMENTS_PATH,
+    )
+    app.add_middleware(documents.DocumentBodyLimit)
     app.add_middleware(portal.PortalBodyLimit)
     app.add_middleware(RateLimit, prefixes=RATE_LIMITED, per_minute=10)
     app.add_middleware(SecurityHeaders, https=settings.base_url.startswith("https"))

@@ -1,15 +1,16 @@
-"""A document uploaded to a dossier through the portal's form.
+"""A document uploaded to a dossier, by the portal's form or through the API.
 
-Its checks (a known type, a named non-empty file of at most 20 MB, a file
-name the archive accepts), its archiving in the provider's container under
-the dossier, its note on the dossier's timeline once per archived object, and
-the signal that tells an advice's workflow its final report is in.
+Both take the same checks (a known type, a named non-empty file of at most
+20 MB, a file name the archive accepts), archive the bytes in the provider's
+container under the dossier, note them on the dossier's timeline once per
+archived object, and tell an advice's workflow that its final report is in.
 Who may upload to which dossier is decided by the caller, through `web.auth`.
 """
 
 from __future__ import annotations
 
 import mimetypes
+import re
 from datetime import date
 from typing import Any
 
@@ -17,6 +18,8 @@ import structlog
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
+from starlette.responses import JSONResponse
+from starlette.types import Receive, Scope, Send
 from temporalio.service import RPCError
 
 from adapters.archive import InvalidArchiveKey, safe_name
@@ -29,6 +32,8 @@ from adapters.records import (
 )
 from kmo.models import Kind
 from kmo.rules import retention_until
+from web.errors import error_body
+from web.limits import FORM_OVERHEAD_BYTES, BodySizeLimit
 from workflows.dossier import DossierWorkflow
 from workflows.messages import FinalReportInput
 
@@ -41,6 +46,8 @@ DOCUMENT_TYPES = {
     "final_report": "final report",
     "other": "other document",
 }
+# The API's route for documents; the invoice upload's 5 MB cap leaves it alone.
+API_DOCUMENTS_PATH = re.compile(r"^/api/dossiers/[^/]+/documents/?$")
 
 
 class UploadRefused(Exception):
@@ -56,6 +63,23 @@ class UploadRefused(Exception):
         self.message = message
         self.status_code = status_code
         self.code = code
+
+
+class DocumentBodyLimit(BodySizeLimit):
+    """The body cap of the API's document upload: one document of at most 20 MB."""
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(
+            app, limit=MAX_DOCUMENT_BYTES + FORM_OVERHEAD_BYTES, paths=("/api/",)
+        )
+
+    def _applies(self, scope: Scope) -> bool:
+        return super()._applies(scope) and bool(API_DOCUMENTS_PATH.match(scope["path"]))
+
+    @staticmethod
+    async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(error_body(too_large_message()), status_code=413)
+        await response(scope, receive, send)
 
 
 async def read_upload(document_type: str, upload: object) -> tuple[bytes, str]:

@@ -45,12 +45,17 @@ def list_dossiers(session_factory, user: User) -> list[dict[str, Any]]:
 
 def find_dossier(session_factory, user: User, dossier_id: str) -> dict[str, Any] | None:
     """The dossier's row if `user` may see it; None as if it did not exist."""
+    row = visible_dossier(session_factory, user, dossier_id)
+    return dossier_json(row) if row is not None else None
+
+
+def visible_dossier(session_factory, user: User, dossier_id: str) -> Dossier | None:
+    """The dossier's record if `user` may see it (`web.auth`), else None."""
     with session_factory() as session:
         try:
-            row = auth.visible_dossier(session, user, dossier_id)
+            return auth.visible_dossier(session, user, dossier_id)
         except HTTPException:
             return None
-        return dossier_json(row)
 
 
 def _money(value: Decimal | None) -> str | None:

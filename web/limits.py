@@ -6,6 +6,8 @@ cap only stops bodies that could not hold an acceptable invoice anyway.
 
 from __future__ import annotations
 
+import re
+
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,12 +31,20 @@ class BodySizeLimit:
     """ASGI middleware: answer 413 once a body passes `limit` bytes.
 
     The body is read before the app sees it, at most `limit` + one chunk.
+    Paths matching `skip` are left to another limit.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, paths: tuple[str, ...] = ("/",)):
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        paths: tuple[str, ...] = ("/",),
+        skip: re.Pattern[str] | None = None,
+    ):
         self.app = app
         self.limit = limit
         self.paths = paths
+        self.skip = skip
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._applies(scope):
@@ -64,6 +74,7 @@ class BodySizeLimit:
             scope["type"] == "http"
             and scope["method"] in ("POST", "PUT", "PATCH")
             and scope["path"].startswith(self.paths)
+            and not (self.skip and self.skip.match(scope["path"]))
         )
 
     @staticmethod

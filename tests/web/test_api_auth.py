@@ -44,6 +44,7 @@ ROUTES = [
     ("GET", "/api/dossiers"),
     ("GET", f"/api/dossiers/{A_TRAINING}"),
     ("POST", "/api/dossiers"),
+    ("POST", f"/api/dossiers/{A_TRAINING}/documents"),
 ]
 
 
