@@ -48,7 +48,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from activities.dossier import SIGN_LINK_VALIDITY
-from adapters.archive import Archive, ArchivedItem, LocalArchive
+from adapters.archive import Archive, ArchivedItem
 from adapters.links import InvalidSignToken, read_sign_token, sign_link_id
 from adapters.records import (
     Dossier,
@@ -1025,15 +1025,9 @@ def _services(request: Request) -> Any:
 
 
 def _archive(request: Request) -> Archive:
-    """The app's archive; the settings' folder while the services do not hold one.
-
-    TODO: let `web.app.Services` carry the archive it builds, so an injected
-    (or S3) archive reaches this route too.
-    """
-    archive = getattr(_services(request), "archive", None)
-    if archive is not None:
-        return archive  # type: ignore[no-any-return]
-    return LocalArchive(request.app.state.settings.archive_dir)
+    """The archive the app's services hold (local or S3, as the settings chose)."""
+    archive: Archive = _services(request).archive
+    return archive
 
 
 def _sha256(text: str) -> str:
