@@ -2,7 +2,9 @@
 
 In development mail goes to `.eml` files instead of SendGrid; this page lists
 them and shows each one's text with its links clickable, so the signing and
-upload links can be followed by hand.
+upload links can be followed by hand. The mails hold the clients' names and
+live signing links, so the page is staff's (`web.staff.require_staff`), and
+the app mounts it only while mail goes to the outbox.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 
-router = APIRouter(tags=["staff"])
+from web.staff import require_staff
+
+router = APIRouter(tags=["staff"], dependencies=[Depends(require_staff)])
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 

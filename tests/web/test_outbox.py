@@ -10,8 +10,10 @@ import httpx
 import pytest
 
 from adapters.mail import OutboxMailer
+from tests.web.api_users import OUTSIDE
 from web.app import create_app
 from web.outbox import linkify
+from web.staff import STAFF_TOKEN_ENV, STAFF_TOKEN_HEADER
 
 SIGN_URL = "http://localhost:8000/sign/abc123?lang=nl&x=1"
 
@@ -119,3 +121,34 @@ async def test_empty_outbox_says_so(pages):
 
     assert response.status_code == 200
     assert "No mails yet." in response.text
+
+
+async def test_outbox_is_staff_only(settings, mail_in_outbox, monkeypatch):
+    """From another machine: 403 without the staff token, 200 with it."""
+    monkeypatch.setenv(STAFF_TOKEN_ENV, "staff-token-for-the-test")
+    transport = httpx.ASGITransport(app=create_app(settings), client=OUTSIDE)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        anonymous = [
+            await client.get("/outbox"),
+            await client.get("/outbox/terms-1_kmo-dossier.example.eml"),
+        ]
+        wrong = await client.get("/outbox", headers={STAFF_TOKEN_HEADER: "guess"})
+        staff = await client.get(
+            "/outbox", headers={STAFF_TOKEN_HEADER: "staff-token-for-the-test"}
+        )
+
+    assert [response.status_code for response in anonymous] == [403, 403]
+    assert "Voorwaarden" not in anonymous[1].text
+    assert wrong.status_code == 403
+    assert staff.status_code == 200
+    assert "Voorwaarden ondertekenen" in staff.text
+
+
+async def test_outbox_is_not_mounted_when_mail_goes_to_sendgrid(settings):
+    """With SendGrid there is no outbox, and no page pretending to be one."""
+    sendgrid = settings.model_copy(update={"mail_backend": "sendgrid"})
+    transport = httpx.ASGITransport(app=create_app(sendgrid))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/outbox")
+
+    assert response.status_code == 404

@@ -365,8 +365,8 @@ async def test_bounce_opens_one_staff_task_on_the_dossier(
         )
         assert response.status_code == 204
 
-    status = await status_when(handle, lambda s: bool(s.open_tasks))
-    [task] = status.open_tasks
+    status = await status_when(handle, lambda s: bool(reviews(s)))
+    [task] = reviews(status)
     assert (task.kind, task.step) == ("review", Step.APPLICATION)
     assert task.reason == (
         "mail to wrong@bakkerij.example bounced (5.1.1): check the address, then resend"
@@ -377,8 +377,14 @@ async def test_bounce_opens_one_staff_task_on_the_dossier(
     await handle.signal(
         DossierWorkflow.update_details, DetailsInput(client_email="an@bakkerij.be")
     )
-    status = await status_when(handle, lambda s: not s.open_tasks)
+    status = await status_when(handle, lambda s: not reviews(s))
     await handle.terminate("test done")
+
+
+def reviews(status: DossierStatus) -> list:
+    """The open review tasks. The session's time-skipping clock may be years
+    past the factory's dates by now, which adds a call task for the deadline."""
+    return [task for task in status.open_tasks if task.kind == "review"]
 
 
 async def test_event_of_a_closed_dossier_is_still_recorded(
