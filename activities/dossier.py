@@ -236,6 +236,8 @@ class DossierActivities:
             row.sent_at = self._clock()
             row.subject = rendered.subject
             row.archive_key = item.key
+            if mail.progress is not None:
+                _note_progress(session, mail.progress)
         logger.info("mail.sent", message_id=pending.message_id, sha256=item.sha256)
         return MailResult(message_id=pending.message_id, archive_key=item.key)
 
@@ -482,6 +484,15 @@ class DossierActivities:
     def _issued_on() -> date:
         """The day the activity was first scheduled, in Belgium: same on retries."""
         return activity.info().scheduled_time.astimezone(LOCAL_ZONE).date()
+
+
+def _note_progress(session: Session, progress: ProgressInput) -> None:
+    """Keep the step and next deadline of a dossier that is still open."""
+    dossier = session.get(Dossier, progress.dossier_id)
+    if dossier is None or dossier.closed_at is not None:
+        return
+    dossier.step = progress.step.value
+    dossier.next_deadline = progress.next_deadline
 
 
 def _workflow_id() -> str:

@@ -490,6 +490,11 @@ class DossierWorkflow:
                 sign_links=sign_links or {},
                 attachment_keys=attachments or [],
                 extra=extra or {},
+                progress=ProgressInput(
+                    self._dossier.dossier_id,
+                    self._step,
+                    next_deadline=self._next_deadline(),
+                ),
             )
             try:
                 await self._activity("send_mail", mail, MailResult)
@@ -753,7 +758,7 @@ class DossierWorkflow:
             dossier_id=self._dossier.dossier_id,
             kind=self._dossier.kind,
             step=self._step,
-            deadlines=list(self._deadlines.values()),
+            deadlines=sorted(self._deadlines.values(), key=lambda d: d.due),
             open_tasks=[t for t in self._tasks.values() if not t.done],
             warnings=self._dossier.warnings,
             timeline=self._timeline,

@@ -263,6 +263,9 @@ class MailInput:
     sign_links: dict[str, str] = field(default_factory=dict)  # signer -> url
     attachment_keys: list[str] = field(default_factory=list)
     extra: dict[str, str] = field(default_factory=dict)
+    # The dossier's step and next deadline as the mail goes out: the records
+    # take them with the mail, so a deadline set by the mail's step shows at once.
+    progress: ProgressInput | None = None
 
 
 @dataclass

@@ -188,17 +188,62 @@ async def test_forgotten_payment_order_is_chased_until_staff_records_payment(
 
     assert open_calls(status) == []
     assert templates_sent(status).count("payment_order") == 5
-    assert [(d.name, d.met) for d in status.deadlines if d.name != "last session"] == [
-        ("application", True),
-        ("final date", False),
-        ("deposit", True),
-        ("payment order", True),
-    ]
+    assert {d.name: d.met for d in status.deadlines if d.name != "last session"} == {
+        "application": True,
+        "final date": False,
+        "deposit": True,
+        "payment order": True,
+    }
+    assert [d.due for d in status.deadlines] == sorted(d.due for d in status.deadlines)
     await keep_history(handle, "training-payment-order-chase")
     records = recorded_tasks(stack)
     assert records[calls[0].task_id] == (True, "no_answer")
     assert records[calls[1].task_id] == (True, "no longer needed")
     assert records[calls[2].task_id] == (True, "no longer needed")
+
+
+def recorded_next_deadline(stack, dossier_id: str) -> tuple[str, date | None]:
+    """(step, next deadline) of the dossier's record, as lists and staff see it."""
+    from adapters.records import Dossier, make_engine, make_session_factory
+
+    engine = make_engine(stack.database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            row = session.get_one(Dossier, dossier_id)
+            return row.step, row.next_deadline
+    finally:
+        engine.dispose()
+
+
+async def test_the_records_next_deadline_follows_the_payment_step(worker, stack):
+    """The record shows the deposit's due date, then the payment order's.
+
+    Both deadlines are set once the payment step has begun; the mail of each
+    carries them to the records, so the staff's overdue list sees them.
+    """
+    env = worker
+    handle = await start(env, stack, await dossier_from(env, "training-open-1p.xml"))
+    dossier_id = (await handle.query(DossierWorkflow.status)).dossier_id
+    await handle.signal(
+        DossierWorkflow.record_application,
+        ApplicationInput("KMO-2026-9", filed_on=date(2026, 12, 3)),
+    )
+    await handle.signal(
+        DossierWorkflow.skip_step, SkipInput(Step.TERMS, "signed on paper", "Els")
+    )
+    status = await until(handle, lambda s: "deposit" in templates_sent(s))
+    deposit_due = {d.name: d.due for d in status.deadlines}["deposit"]
+
+    assert deposit_due == date(2027, 1, 2)  # 30 days after the application
+    assert recorded_next_deadline(stack, dossier_id) == ("payment", deposit_due)
+
+    await handle.signal(DossierWorkflow.record_deposit, DepositInput())
+    status = await until(handle, lambda s: "payment_order" in templates_sent(s))
+    order_due = {d.name: d.due for d in status.deadlines}["payment order"]
+
+    assert recorded_next_deadline(stack, dossier_id) == ("payment", order_due)
+    assert [d.due for d in status.deadlines] == sorted(d.due for d in status.deadlines)
+    await handle.terminate("test done")
 
 
 async def test_company_size_from_the_details_signal_sets_the_expected_subsidy(
