@@ -44,6 +44,7 @@ SECRET_PATHS = re.compile(
     r"(/sign/|/webhooks/sendgrid/inbound/)[^/\s?#\"']+"
     r"|(/portal/documents/)[^\"'\n]+?(/download)"
 )
+ASGI_ERROR = "Exception in ASGI application"
 QUERY_STRING = re.compile(r"\?[^\s\"']*")
 
 
@@ -63,9 +64,13 @@ class RedactUrlSecrets(logging.Filter):
     """Masks URL secrets in the standard library's records (see the module doc).
 
     The record's message is formatted here, once, and its arguments dropped.
+    uvicorn's own report of an error the app answered with 500 is dropped: the
+    app logged it already, once, with its incident id.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.error" and str(record.msg).strip() == ASGI_ERROR:
+            return False
         if isinstance(record.msg, str):
             message = record.getMessage()
             masked = redact_url_secrets(message)
@@ -77,10 +82,20 @@ class RedactUrlSecrets(logging.Filter):
 def redact_sensitive(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
-    """Replace values under keys that usually hold secrets or personal data."""
+    """Replace values under keys that usually hold secrets or personal data.
+
+    A request's `path` keeps its shape, with its secret parts masked.
+    """
     for key in event_dict.keys() & SENSITIVE_KEYS:
         event_dict[key] = REDACTED
+    if isinstance(event_dict.get("path"), str):
+        event_dict["path"] = redact_url_secrets(event_dict["path"])
     return event_dict
+
+
+# Libraries whose INFO lines say nothing staff need, or say too much: aiosmtpd
+# ("mail.log") logs every sender and recipient address.
+QUIET_LOGGERS = ("mail.log", "weasyprint", "fontTools", "alembic.runtime.plugins")
 
 
 def configure_logging(json: bool, level: int = logging.INFO) -> None:
@@ -92,12 +107,21 @@ def configure_logging(json: bool, level: int = logging.INFO) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_sensitive,
     ]
+    # Tracebacks without the frames' local variables: those hold request
+    # bodies, addresses and tokens.
     renderer: Any
     if json:
-        shared.append(structlog.processors.dict_tracebacks)
+        shared.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(),  # no escape codes in a log file
+            exception_formatter=structlog.dev.plain_traceback,
+        )
 
     structlog.configure(
         processors=[
@@ -124,3 +148,5 @@ def configure_logging(json: bool, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))

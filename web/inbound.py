@@ -38,6 +38,7 @@ from fastapi.responses import JSONResponse
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from adapters.inbound import MailTooLarge, parse_mail, receive_mail
+from web.limits import header_number
 
 router = APIRouter(tags=["webhooks"])
 log = structlog.get_logger(__name__)
@@ -104,8 +105,8 @@ def _check_secret(given: str, configured: Any) -> None:
 async def _read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused (413) once it passes `limit` bytes."""
     too_large = f"the mail is larger than {limit // 2**20} MB"
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = header_number(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise HTTPException(413, too_large)
     body = bytearray()
     async for chunk in request.stream():

@@ -18,6 +18,16 @@ from web.errors import error_body
 FORM_OVERHEAD_BYTES = 256 * 1024
 
 
+# A header number: ASCII digits only (str.isdigit takes any script's digits),
+# and few enough that int() neither refuses nor takes long.
+_HEADER_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+def header_number(value: str) -> int | None:
+    """The non-negative integer a header holds, or None when it holds none."""
+    return int(value) if _HEADER_NUMBER.fullmatch(value) else None
+
+
 def upload_body_limit() -> int:
     return MAX_INVOICE_BYTES + FORM_OVERHEAD_BYTES
 

@@ -42,6 +42,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.records import Dossier, TimelineEvent
+from web.limits import header_number
 from workflows.messages import MailEventInput
 
 router = APIRouter(tags=["webhooks"])
@@ -91,8 +92,8 @@ def _public_key(configured: str | None) -> ec.EllipticCurvePublicKey:
 
 async def _read_body(request: Request) -> bytes:
     """The raw body, refused (413) once it passes MAX_BODY_BYTES."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    declared = header_number(request.headers.get("content-length", ""))
+    if declared is not None and declared > MAX_BODY_BYTES:
         raise HTTPException(413, "the event batch is larger than 1 MB")
     body = bytearray()
     async for chunk in request.stream():
@@ -105,11 +106,12 @@ async def _read_body(request: Request) -> bytes:
 def _verify(key: ec.EllipticCurvePublicKey, request: Request, body: bytes) -> None:
     signature = request.headers.get(SIGNATURE_HEADER, "")
     timestamp = request.headers.get(TIMESTAMP_HEADER, "")
-    if not signature or not timestamp.isdigit():
+    seconds = header_number(timestamp)
+    if not signature or seconds is None:
         log.warning("sendgrid.events_unsigned")
         raise HTTPException(403, "the event batch is not signed")
-    if abs(time.time() - int(timestamp)) > MAX_AGE_SECONDS:
-        log.warning("sendgrid.events_stale", timestamp=int(timestamp))
+    if abs(time.time() - seconds) > MAX_AGE_SECONDS:
+        log.warning("sendgrid.events_stale", timestamp=seconds)
         raise HTTPException(
             403, "the event batch's timestamp is more than 5 minutes off"
         )

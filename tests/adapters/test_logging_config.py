@@ -80,3 +80,28 @@ def test_console_mode_is_not_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "dossier.started" in line
     assert "dossier_id" in line
     assert not line.lstrip().startswith("{")
+
+
+def test_smtp_addresses_and_library_chatter_stay_out(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """aiosmtpd's address lines and WeasyPrint's steps are not logged at INFO."""
+    configure_logging(json=True)
+
+    logging.getLogger("mail.log").info("sender: %s", "an@bakkerij-peeters.example")
+    logging.getLogger("weasyprint.progress").info("Step 2 - Fetching and parsing CSS")
+    logging.getLogger("mail.log").warning("connection lost")
+
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["event"] for line in lines] == ["connection lost"]
+
+
+def test_console_lines_in_a_file_have_no_colour_codes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`dossier dev` writes to .data/dev.log: plain text, no ANSI escapes."""
+    configure_logging(json=False)
+
+    structlog.get_logger("test").info("dossier.started", dossier_id="d-1")
+
+    assert "\x1b[" not in capsys.readouterr().err

@@ -46,6 +46,12 @@ def log_lines() -> Iterator[io.StringIO]:
     structlog.reset_defaults()
 
 
+def boom(token: str) -> None:
+    """A route that fails with a secret in its frame's local variables."""
+    client_email = "an.peeters@bakkerij-peeters.example"
+    raise RuntimeError(f"failed for {len(client_email)} characters")
+
+
 def read(buffer: io.StringIO) -> list[dict]:
     time.sleep(0.2)  # uvicorn logs just after the response is sent
     return [json.loads(line) for line in buffer.getvalue().splitlines()]
@@ -61,6 +67,7 @@ def web_url(
         temporal_client=time_skipping_env.client,
         session_factory=session_factory,
     )
+    app.add_api_route("/boom/{token}", boom)
     config = uvicorn.Config(app, host="127.0.0.1", port=free_port, log_config=None)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -115,3 +122,25 @@ def test_other_paths_are_logged_as_they_are(
     assert any(
         "/api/dossiers/0412345614-ls-2026-0141 HTTP/1.1" in event for event in events
     )
+
+
+def test_an_unexpected_error_is_logged_once_without_local_variables(
+    web_url: str, log_lines: io.StringIO
+) -> None:
+    """One line with the incident id and the traceback, no frame locals."""
+    with httpx.Client(base_url=web_url, timeout=15) as http:
+        response = http.get(f"/boom/{TOKEN}")
+    lines = read(log_lines)
+    errors = [line for line in lines if line["level"] == "error"]
+
+    assert response.status_code == 500
+    incident = response.json()["error"].split("incident ")[1].split(")")[0]
+    [error] = errors
+    assert error["event"] == "web.unexpected_error"
+    assert error["incident"] == incident
+    assert error["path"] == f"/boom/{TOKEN}"  # not a path we know to mask
+    [exception] = error["exception"]
+    assert exception["exc_type"] == "RuntimeError"
+    assert all("locals" not in frame for frame in exception["frames"])
+    assert "bakkerij-peeters" not in log_lines.getvalue()
+    assert "Exception in ASGI application" not in log_lines.getvalue()

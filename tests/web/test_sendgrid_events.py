@@ -253,6 +253,39 @@ async def test_stale_timestamp_is_refused(
     assert timeline(session_factory) == []
 
 
+@pytest.mark.parametrize(
+    "timestamp",
+    ["9" * 5000, "1.7e9", "-1", ""],
+    ids=["5000 digits", "float", "negative", "empty"],
+)
+async def test_timestamp_that_is_no_plain_number_is_refused(
+    webhook, private_key, session_factory, timestamp: str
+) -> None:
+    """A timestamp header that is no short run of ASCII digits gets 403, not 500."""
+    body = json.dumps([event("delivered", "ev-1")]).encode()
+    headers = signed(private_key, body)
+    headers["X-Twilio-Email-Event-Webhook-Timestamp"] = timestamp
+
+    response = await webhook.post(URL, content=body, headers=headers)
+
+    assert response.status_code == 403
+    assert timeline(session_factory) == []
+
+
+async def test_content_length_of_5000_digits_is_no_crash(
+    webhook, private_key, session_factory
+) -> None:
+    """A declared length int() cannot read is ignored; the real body counts."""
+    body = json.dumps([event("delivered", "ev-1")]).encode()
+    headers = signed(private_key, body)
+
+    request = webhook.build_request("POST", URL, content=body, headers=headers)
+    request.headers["content-length"] = "9" * 5000
+    response = await webhook.send(request)
+
+    assert response.status_code < 500
+
+
 async def test_replayed_event_is_recorded_once(
     webhook, private_key, session_factory
 ) -> None:
