@@ -27,7 +27,9 @@ with workflow.unsafe.imports_passed_through():
     from kmo.subsidy import Subsidy, expected_subsidy, theme_of
     from workflows import search
     from workflows.messages import (
+        AbsenceInput,
         ApplicationInput,
+        AttendanceLine,
         CallInput,
         CancelInput,
         CertificateInput,
@@ -126,6 +128,8 @@ class DossierWorkflow:
         self._deposit_on: date | None = None
         self._payment_on: date | None = None
         self._signatures: dict[Document, set[tuple[str, date | None]]] = {}
+        # (participant, day or None for every day) -> why staff marked it absent
+        self._absences: dict[tuple[str, date | None], str] = {}
         self._final_report: FinalReportInput | None = None
         self._mails_sent = 0
         self._follow_up_v2 = False  # set in `run`: see FOLLOW_UP_PATCH
@@ -627,6 +631,22 @@ class DossierWorkflow:
         )
         self._note("signature.recorded", f"{signature.document.value} by {signer}")
 
+    @workflow.signal(
+        description="A participant missed a training day (or every day, without "
+        "a day): the attendance list is complete without that signature."
+    )
+    def mark_absent(self, absence: AbsenceInput) -> None:
+        known = [p.name for p in self._dossier.participants]
+        if absence.participant not in known:
+            self._note("absence.ignored", f"{absence.participant!r} is no participant")
+            return
+        self._absences[(absence.participant, absence.day)] = absence.reason
+        day = absence.day.isoformat() if absence.day else "every day"
+        self._note(
+            "attendance.absent",
+            f"{absence.participant} on {day} by {absence.by}: {absence.reason}",
+        )
+
     @workflow.signal(description="The client filed its application (project number).")
     def record_application(self, application: ApplicationInput) -> None:
         self._project_number = application.project_number
@@ -768,6 +788,7 @@ class DossierWorkflow:
             company_size=self._dossier.company_size,
             expected_subsidy=subsidy.subsidy if subsidy else None,
             own_share=subsidy.own_share if subsidy else None,
+            attendance=self._attendance_lines(),
         )
 
     # --- small helpers -----------------------------------------------------
@@ -827,13 +848,26 @@ class DossierWorkflow:
         signed = self._signatures.get(document, set())
         if document != Document.ATTENDANCE:
             return bool(signed)
+        return all(line.state != "open" for line in self._attendance_lines())
+
+    def _attendance_lines(self) -> list[AttendanceLine]:
+        """Each participant on each training day, with what the list holds."""
+        if self._dossier.kind != Kind.TRAINING:
+            return []
+        signed = self._signatures.get(Document.ATTENDANCE, set())
         days = self._dossier.session_dates or [None]
         names = [p.name for p in self._dossier.participants] or [CLIENT]
-        return all(
-            (name, day) in signed or (CLIENT, day) in signed
-            for name in names
-            for day in days
-        )
+        lines = []
+        for name in names:
+            for day in days:
+                if (name, day) in signed or (CLIENT, day) in signed:
+                    state = "signed"
+                elif (name, day) in self._absences or (name, None) in self._absences:
+                    state = "absent"
+                else:
+                    state = "open"
+                lines.append(AttendanceLine(name, day, state))
+        return lines
 
     def _raise_if_stopped(self) -> None:
         if self._stop is not None:

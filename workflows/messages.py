@@ -117,6 +117,29 @@ class SignatureInput:
 
 
 @dataclass
+class AbsenceInput:
+    """Staff marks a participant absent from the attendance list.
+
+    `day` is one training day; without it the participant missed every day.
+    The list is complete when each participant signed or is absent each day.
+    """
+
+    participant: str
+    day: date | None = None
+    reason: str = ""
+    by: str = "staff"
+
+
+@dataclass
+class AttendanceLine:
+    """One participant on one training day: signed, absent or still open."""
+
+    participant: str
+    day: date | None
+    state: str  # "signed", "absent" or "open"
+
+
+@dataclass
 class ApplicationInput:
     project_number: str
     filed_on: date | None = None
@@ -238,6 +261,7 @@ class DossierStatus:
     company_size: str | None = None
     expected_subsidy: Decimal | None = None
     own_share: Decimal | None = None
+    attendance: list[AttendanceLine] = field(default_factory=list)  # trainings
 
 
 @dataclass

@@ -27,6 +27,7 @@ from starter.intake import UploadDetails, prepare
 from worker import build_activities, build_worker
 from workflows.dossier import DossierWorkflow
 from workflows.messages import (
+    AbsenceInput,
     ApplicationInput,
     CancelInput,
     DepositInput,
@@ -195,6 +196,76 @@ async def test_training_runs_every_step_and_closes_with_its_fee(worker, stack):
         "certificate",
     ]
     assert len(outbox_subjects(stack)) == 8
+
+
+async def test_attendance_is_complete_with_signatures_and_absences(worker, stack):
+    """Two participants, two days: An signs both, Bart is marked absent both.
+
+    An absence for one day leaves the other day open; a name that is no
+    participant is ignored; the status shows each line's state.
+    """
+    env = worker
+    dossier = await dossier_from(
+        env,
+        "training-open-1p.xml",
+        has_platform_account=True,
+        participants=[
+            Participant("An Peeters", "an@bakkerij-peeters.example"),
+            Participant("Bart Claes"),
+        ],
+    )
+    day_one, day_two = dossier.start_date, dossier.start_date + timedelta(days=1)
+    dossier = replace(dossier, session_dates=[day_one, day_two])
+    handle = await start(env, stack, dossier)
+    await handle.signal(DossierWorkflow.record_application, ApplicationInput("P-7"))
+    await handle.signal(
+        DossierWorkflow.skip_step, SkipInput(Step.TERMS, "signed on paper", "Els")
+    )
+    await handle.signal(DossierWorkflow.record_payment, PaymentInput())
+    await until(handle, at_step(Step.ATTENDANCE))
+    await env.sleep(timedelta(days=10))  # both training days pass
+    await until(handle, lambda s: "attendance" in templates_sent(s))
+
+    for day in (day_one, day_two):
+        await handle.signal(
+            DossierWorkflow.record_signature,
+            SignatureInput(
+                Document.ATTENDANCE, "An", participant="An Peeters", day=day
+            ),
+        )
+    await handle.signal(
+        DossierWorkflow.mark_absent, AbsenceInput("Bart Claes", day_one, "ill", "Els")
+    )
+    await handle.signal(DossierWorkflow.mark_absent, AbsenceInput("Nobody Known"))
+    status = await until(
+        handle, lambda s: any(e.event == "absence.ignored" for e in s.timeline)
+    )
+
+    assert status.step == Step.ATTENDANCE
+    assert [(line.participant, line.day, line.state) for line in status.attendance] == [
+        ("An Peeters", day_one, "signed"),
+        ("An Peeters", day_two, "signed"),
+        ("Bart Claes", day_one, "absent"),
+        ("Bart Claes", day_two, "open"),
+    ]
+    await handle.signal(
+        DossierWorkflow.mark_absent,
+        AbsenceInput("Bart Claes", reason="left the company", by="Els"),
+    )
+    status = await until(handle, at_step(Step.SATISFACTION))
+
+    assert [line.state for line in status.attendance] == [
+        "signed",
+        "signed",
+        "absent",
+        "absent",
+    ]
+    absences = [e.detail for e in status.timeline if e.event == "attendance.absent"]
+    assert absences == [
+        f"Bart Claes on {day_one.isoformat()} by Els: ill",
+        "Bart Claes on every day by Els: left the company",
+    ]
+    await handle.terminate("test done")
 
 
 async def test_advice_waits_for_the_final_report_and_skips_attendance(worker, stack):
