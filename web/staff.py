@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -35,10 +36,10 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
-from adapters.records import Dossier, Task
+from adapters.records import Dossier, Task, TimelineEvent
 from kmo.calendar import local_date, next_working_day
 from starter.client import workflow_id
-from workflows.messages import CallInput, DossierStatus, Step
+from workflows.messages import AbsenceInput, CallInput, DossierStatus, Step
 
 log = structlog.get_logger()
 
@@ -288,6 +289,57 @@ async def log_call(request: Request, dossier_id: str) -> Response:
     return RedirectResponse(
         request.url_for("staff_dossier", dossier_id=dossier_id), status_code=303
     )
+
+
+@router.post("/dossiers/{dossier_id}/absences", name="staff_mark_absent")
+async def mark_absent(request: Request, dossier_id: str) -> Response:
+    """Mark a participant absent on a training day (`mark_absent`), on record."""
+    form = await request.form()
+    check_csrf(request, dossier_id, str(form.get("csrf", "")))
+    participant = str(form.get("participant", "")).strip()
+    if not participant or len(participant) > 200:
+        raise HTTPException(422, "name the participant (at most 200 characters)")
+    day_text = str(form.get("day", "")).strip()
+    try:
+        day = date.fromisoformat(day_text) if day_text else None
+    except ValueError:
+        raise HTTPException(422, "the day must be a date like 2026-12-04") from None
+    absence = AbsenceInput(
+        participant=participant,
+        day=day,
+        reason=str(form.get("reason", ""))[:500],
+        by=str(form.get("by", "") or "staff")[:100],
+    )
+
+    services = request.app.state.services
+    handle = services.client.get_workflow_handle(workflow_id(dossier_id))
+    await handle.signal("mark_absent", absence)
+    await run_in_threadpool(
+        record_absence, services.session_factory, dossier_id, absence
+    )
+    log.info("attendance.absent_marked", dossier_id=dossier_id)
+    return RedirectResponse(
+        request.url_for("staff_dossier", dossier_id=dossier_id), status_code=303
+    )
+
+
+def record_absence(
+    session_factory: Any, dossier_id: str, absence: AbsenceInput
+) -> None:
+    """The absence on the dossier's timeline in the records, for the auditor."""
+    day = absence.day.isoformat() if absence.day else "every day"
+    with session_factory.begin() as session:
+        session.add(
+            TimelineEvent(
+                dossier_id=dossier_id,
+                at=datetime.now(UTC),
+                event="attendance.absent",
+                detail=f"{absence.participant} on {day} by {absence.by}: "
+                f"{absence.reason}",
+                step="attendance",
+                source=f"staff/absence/{uuid.uuid4().hex}",
+            )
+        )
 
 
 async def _status(client: Any, dossier_id: str) -> tuple[DossierStatus | None, str]:

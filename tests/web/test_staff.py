@@ -8,16 +8,24 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.archive import LocalArchive
-from adapters.records import Task, save_dossier
+from adapters.records import Task, TimelineEvent, save_dossier
 from kmo.models import Kind
 from starter.client import workflow_id
 from tests.factories import advice_dossier, training_dossier
 from web import staff
 from web.app import create_app
-from workflows.messages import CallInput, Deadline, DossierStatus, Step
+from workflows.messages import (
+    AbsenceInput,
+    AttendanceLine,
+    CallInput,
+    Deadline,
+    DossierStatus,
+    Step,
+)
 from workflows.messages import Task as OpenTask
 
 SATURDAY = date(2026, 12, 5)
@@ -294,3 +302,79 @@ async def test_dossier_page_says_when_the_workflow_does_not_answer(
     assert response.status_code == 200
     assert "the workflow did not answer; is a worker running?" in response.text
     assert "Bakkerij Peeters BV" in response.text
+
+
+def at_attendance(temporal: FakeTemporal) -> None:
+    """The training waits for its attendance list: An signed, Bart did not."""
+    temporal.status.step = Step.ATTENDANCE
+    temporal.status.attendance = [
+        AttendanceLine("An Peeters", date(2026, 12, 1), "signed"),
+        AttendanceLine("Bart Claes", date(2026, 12, 1), "open"),
+    ]
+
+
+async def test_marking_an_absence_signals_the_workflow_and_keeps_it_on_record(
+    pages, temporal, records
+):
+    """The open line has a form; it sends mark_absent and notes the timeline."""
+    at_attendance(temporal)
+    html = (await pages.get(f"/staff/dossiers/{TRAINING_ID}")).text
+    table = section(html, "attendance")
+    token = await csrf_of(pages, TRAINING_ID)
+
+    response = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/absences",
+        data={
+            "csrf": token,
+            "participant": "Bart Claes",
+            "day": "2026-12-01",
+            "reason": "ill",
+            "by": "Els",
+        },
+    )
+
+    assert table.count("Mark absent") == 1
+    assert 'name="participant" value="Bart Claes"' in table
+    assert response.status_code == 303
+    assert temporal.signals == [
+        (
+            "dossier-0412345614-ls-2026-0141",
+            "mark_absent",
+            AbsenceInput("Bart Claes", date(2026, 12, 1), "ill", "Els"),
+        )
+    ]
+    with records() as session:
+        [line] = session.scalars(
+            select(TimelineEvent).where(TimelineEvent.event == "attendance.absent")
+        ).all()
+    assert (line.dossier_id, line.detail) == (
+        TRAINING_ID,
+        "Bart Claes on 2026-12-01 by Els: ill",
+    )
+
+
+@pytest.mark.parametrize(
+    ("form", "status"),
+    [
+        ({"csrf": "forged", "participant": "Bart Claes"}, 403),
+        ({"participant": "", "day": "2026-12-01"}, 422),
+        ({"participant": "Bart Claes", "day": "1 december"}, 422),
+        ({"participant": "x" * 201}, 422),
+    ],
+    ids=["forged token", "no participant", "not a date", "name too long"],
+)
+async def test_an_absence_form_that_does_not_hold_is_refused(
+    pages, temporal, records, form, status
+):
+    """Nothing is signalled or recorded for a refused absence."""
+    at_attendance(temporal)
+    token = await csrf_of(pages, TRAINING_ID)
+
+    response = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/absences", data={"csrf": token, **form}
+    )
+
+    assert response.status_code == status
+    assert temporal.signals == []
+    with records() as session:
+        assert session.scalars(select(TimelineEvent)).all() == []
