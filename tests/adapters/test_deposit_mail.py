@@ -69,3 +69,15 @@ def test_without_amounts_the_mail_points_to_the_e_loket():
     )
 
     assert "Het exacte bedrag staat in het e-loket bij uw aanvraag." in mail.text
+
+
+@pytest.mark.parametrize("language", ["nl", "fr", "en"])
+@pytest.mark.parametrize("amounts", [True, False], ids=["amounts", "no amounts"])
+def test_each_question_of_the_text_mail_starts_its_own_line(language, amounts):
+    """How much, where to and by when: three list items, each on its own line."""
+    extra = AMOUNTS if amounts else {"deadline": "2026-07-15"}
+    mail = render_mail("deposit", language, mail_context(advice_dossier(), extra=extra))
+
+    items = [line for line in mail.text.splitlines() if line.startswith("- ")]
+    assert len(items) == 3, mail.text
+    assert "- " not in "".join(line[2:] for line in items)
