@@ -76,7 +76,7 @@ def read_mail(path: Path) -> EmailMessage:
 def summarize(outbox: Path, path: Path, message: EmailMessage) -> MailSummary:
     return MailSummary(
         name=path.resolve().relative_to(outbox.resolve()).as_posix(),
-        subject=str(message.get("Subject", "(no subject)")),
+        subject=str(message.get("Subject", "(no subject)")).strip(),  # unfolded
         to=str(message.get("To", "")),
         date=_date(message),
     )

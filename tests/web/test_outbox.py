@@ -152,3 +152,18 @@ async def test_outbox_is_not_mounted_when_mail_goes_to_sendgrid(settings):
         response = await client.get("/outbox")
 
     assert response.status_code == 404
+
+
+async def test_a_folded_subject_is_shown_without_its_fold(pages, settings):
+    """A subject too long for one header line reads as one line, no leading space."""
+    subject = "KMO-portefeuille: dien uw steunaanvraag in uiterlijk op 22 december 2026"
+    message = EmailMessage()
+    message["To"] = "an.peeters@bakkerij-peeters.example"
+    message["Subject"] = subject
+    message["Message-ID"] = "<folded-1@kmo-dossier.example>"
+    message.set_content("Beste An")
+    OutboxMailer(settings.outbox_dir).send(message)
+
+    listing = (await pages.get("/outbox")).text
+
+    assert f">{subject}</a>" in listing
