@@ -579,12 +579,17 @@ def dev() -> None:
 
 @app.command()
 def worker() -> None:
-    """Run the worker alone (registers the workflow and activities)."""
+    """Run the worker alone (registers the workflow and activities).
+
+    With DOSSIER_METRICS_BIND set it serves the SDK's metrics for Prometheus.
+    """
     from adapters.logging import configure_logging
     from adapters.settings import get_settings
+    from worker import serve_metrics
 
     settings = get_settings()
     configure_logging(json=settings.log_json)
+    serve_metrics(settings)
     try:
         asyncio.run(_run_worker_until_signal(settings))
     except TemporalUnreachable as error:

@@ -82,3 +82,29 @@ def test_no_metrics_endpoint_without_the_setting(tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def test_dossier_worker_serves_metrics_too(tmp_path, dev_env, task_queue):
+    """`dossier worker`, connected to the dev server, answers /metrics as well."""
+    bind = f"127.0.0.1:{_free_port()}"
+    environment = {
+        **os.environ,
+        "DOSSIER_DATA_DIR": str(tmp_path),
+        "DOSSIER_METRICS_BIND": bind,
+        "DOSSIER_TEMPORAL_ADDRESS": dev_env.client.service_client.config.target_host,
+        "DOSSIER_TASK_QUEUE": task_queue,
+    }
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dossier"), "worker"],
+        cwd=PROJECT,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        answer = _metrics_answer(f"http://{bind}/metrics", seconds=30)
+        assert answer == 200
+        assert process.poll() is None  # still running: it reached Temporal
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
