@@ -27,6 +27,7 @@ from adapters.records import Dossier
 from starter.cli import app as cli
 from web.app import create_app
 from worker import build_worker
+from workflows import search
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +76,7 @@ def web_url(e2e_settings, free_port: int) -> Iterator[str]:
 
 
 async def test_upload_leads_to_a_mail_to_the_client_and_a_record(
-    worker, web_url, e2e_settings, session_factory, invoices: Path
+    worker, web_url, e2e_settings, session_factory, invoices: Path, dev_env
 ):
     """An uploaded invoice gets the client a mail within 30 s and a Dossier row."""
     data = (invoices / "training-open-1p.xml").read_bytes()
@@ -94,6 +95,23 @@ async def test_upload_leads_to_a_mail_to_the_client_and_a_record(
     assert row.workflow_id == WORKFLOW_ID
     assert second.status_code == 200
     assert second.json()["workflow_id"] == WORKFLOW_ID
+    attributes = await _search_attributes_when_waiting(dev_env)
+    assert attributes[search.KIND] == "training"
+    assert attributes[search.PROVIDER] == "0412345614"
+    assert attributes[search.CLIENT] == row.client_enterprise_number
+    assert attributes[search.STEP] == "application"  # onboarding mailed, waiting
+    assert attributes[search.NEXT_DEADLINE].date() == row.next_deadline
+
+
+async def _search_attributes_when_waiting(dev_env) -> dict:
+    """The workflow's search attributes once it waits for the application."""
+    handle = dev_env.client.get_workflow_handle(WORKFLOW_ID)
+    for _ in range(MAIL_WAIT_SECONDS * 10):
+        attributes = (await handle.describe()).typed_search_attributes
+        if attributes.get(search.STEP) == "application":
+            break
+        await asyncio.sleep(0.1)
+    return {pair.key: pair.value for pair in attributes}
 
 
 async def test_cli_uploads_and_reads_status_through_the_running_app(
