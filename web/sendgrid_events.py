@@ -203,6 +203,9 @@ def _record(sessions: sessionmaker[Session], events: list[dict[str, Any]]) -> in
             )
             if seen is not None:
                 continue
+            if session.get(Dossier, line.dossier_id) is None:
+                log.warning("sendgrid.event_unknown_dossier", kind=line.event)
+                continue  # signed, so ours, but of no dossier on record
             session.add(line)
             try:
                 session.commit()
@@ -228,7 +231,7 @@ def _timeline_line(event: dict[str, Any]) -> TimelineEvent | None:
         log.warning("sendgrid.event_without_id", event=kind)
         return None
 
-    detail = {"sg_event_id": event_id, "message_id": event.get("message_id")}
+    detail = {"sg_event_id": event_id, "message_id": _text(event.get("message_id"))}
     for name in ("type", "status"):
         if isinstance(event.get(name), str):
             detail[name] = event[name]

@@ -34,7 +34,7 @@ from temporalio.client import WorkflowHandle
 from activities.dossier import DossierActivities
 from adapters.archive import LocalArchive
 from adapters.mail import OutboxMailer
-from adapters.records import Dossier, Provider, Task, TimelineEvent
+from adapters.records import Dossier, Provider, Task, TimelineEvent, save_dossier
 from tests.factories import training_dossier
 from web.sendgrid_events import router
 from worker import build_worker
@@ -55,7 +55,12 @@ def private_key() -> ec.EllipticCurvePrivateKey:
 async def webhook(
     settings, session_factory, private_key
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """An app with only the webhook router, its key and records on app.state."""
+    """An app with only the webhook router, its key and records on app.state.
+
+    The dossier the events name is on record.
+    """
+    with session_factory.begin() as session:
+        save_dossier(session, training_dossier(), f"dossier-{DOSSIER_ID}")
     async for client in _webhook_app(settings, session_factory, private_key, None):
         yield client
 
@@ -284,6 +289,31 @@ async def test_content_length_of_5000_digits_is_no_crash(
     response = await webhook.send(request)
 
     assert response.status_code < 500
+
+
+async def test_event_of_a_dossier_not_on_record_is_not_kept(
+    webhook, private_key, session_factory
+) -> None:
+    """A signed event naming no dossier we know leaves no orphan line."""
+    body = json.dumps([event("delivered", "ev-x", dossier_id="no-such")]).encode()
+
+    response = await webhook.post(URL, content=body, headers=signed(private_key, body))
+
+    assert response.status_code == 204
+    assert timeline(session_factory) == []
+
+
+async def test_a_message_id_that_is_no_text_is_left_out(
+    webhook, private_key, session_factory
+) -> None:
+    """Only a string is kept as the message id."""
+    body = json.dumps([event("delivered", "ev-o", message_id={"$ne": 1})]).encode()
+
+    response = await webhook.post(URL, content=body, headers=signed(private_key, body))
+
+    assert response.status_code == 204
+    [(_, _, detail, _)] = timeline(session_factory)
+    assert json.loads(detail)["message_id"] is None
 
 
 async def test_replayed_event_is_recorded_once(
