@@ -273,6 +273,10 @@ async def _act_on(
         outcome.note = "PDF invoice: needs fields at upload to start a dossier"
     elif outcome.kind == "quote":
         outcome.note = "quote kept in the container"
+    elif outcome.kind == "document" and _looks_like_xml(payload):
+        outcome.note = (
+            f"kept, no dossier started: {_xml_refusal(payload, outcome.name)}"
+        )
     if outcome.kind != "ubl_invoice" or intake is None:
         return
     try:
@@ -300,6 +304,21 @@ def classify(name: str, subject: str, payload: bytes) -> str:
     if payload.startswith(PDF_MAGIC) and any(w in words for w in INVOICE_WORDS):
         return "pdf_invoice"
     return "document"
+
+
+def _looks_like_xml(payload: bytes) -> bool:
+    return payload[:1024].removeprefix(b"\xef\xbb\xbf").lstrip().startswith(b"<")
+
+
+def _xml_refusal(payload: bytes, name: str) -> str:
+    """Why an XML attachment is no invoice we read (the hardened parser says)."""
+    from kmo.invoice import InvoiceRejected, read_ubl
+
+    try:
+        read_ubl(payload, filename=name)
+    except InvoiceRejected as error:
+        return str(error)
+    return "its root element is no UBL Invoice or CreditNote"
 
 
 def is_ubl(payload: bytes) -> bool:

@@ -197,6 +197,27 @@ async def test_ubl_invoice_attachment_starts_a_dossier(api, dev_env):
     assert (await handle.describe()).id == "dossier-0412345614-mail-ubl-1"
 
 
+async def test_xml_that_is_no_invoice_we_read_says_why(api, settings):
+    """An invoice with a DOCTYPE, or XML of another kind, is kept with the reason."""
+    doctype = (
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "e">]>'
+        + open_training("MAIL-DTD-1").split(b"?>", 1)[1]
+    )
+    response = await post_parsed(
+        api,
+        attachments=[
+            ("factuur.xml", doctype, "text/xml"),
+            ("order.xml", b"<Order><ID>1</ID></Order>", "text/xml"),
+        ],
+    )
+
+    notes = [a["note"] for a in response.json()["attachments"]]
+    assert [a["kind"] for a in response.json()["attachments"]] == ["document"] * 2
+    assert notes[0].startswith("kept, no dossier started: ")
+    assert "DOCTYPE" in notes[0]
+    assert notes[1].startswith("kept, no dossier started: ")
+
+
 async def test_raw_mode_post_is_routed_like_a_parsed_one(api, settings):
     """With "send raw" on, the `email` field's MIME mail is archived and read."""
     mail = EmailMessage()
