@@ -127,7 +127,7 @@ async def login(request: Request) -> Response:
         SESSION_COOKIE,
         token,
         max_age=int(auth.SESSION_LIFETIME.total_seconds()),
-        path="/portal",
+        path="/",  # the staff pages take a staff account's session too
         secure=_secure(request),
         httponly=True,
         samesite="lax",
@@ -149,7 +149,7 @@ async def logout(request: Request, visitor: LoggedIn) -> Response:
     await run_in_threadpool(end)
     log.info("portal.logged_out", user_id=visitor.user.user_id)
     response = RedirectResponse("/portal/login", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/portal")
+    response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
@@ -369,8 +369,10 @@ def _wants_json(request: Request) -> bool:
 
 
 def _safe_next(target: str) -> str:
-    """Only a portal path: a login never sends anyone to another site."""
-    inside = target == "/portal" or target.startswith(("/portal/", "/portal?"))
+    """Only a portal or staff path: a login never sends anyone to another site."""
+    inside = target in ("/portal", "/staff") or target.startswith(
+        ("/portal/", "/portal?", "/staff/", "/staff?")
+    )
     if inside and "\\" not in target and "//" not in target:
         return target
     return "/portal"

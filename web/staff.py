@@ -54,14 +54,31 @@ STEP_ORDER = [step.value for step in Step]
 
 
 def require_staff(request: Request) -> None:
-    """Let in this machine's browser or the holder of the staff token; else 403."""
-    if is_staff_request(request):
+    """Let in staff signed in to the portal, this machine, or the staff token.
+
+    Anyone else, a provider's user included, gets 403.
+    """
+    if is_staff_request(request) or _staff_signed_in(request):
         return
     raise HTTPException(
         403,
-        "the staff pages answer only on this machine or with the staff token "
-        f"in the {STAFF_TOKEN_HEADER} header",
+        "the staff pages answer staff signed in at /portal/login, this machine, "
+        f"or the staff token in the {STAFF_TOKEN_HEADER} header",
     )
+
+
+def _staff_signed_in(request: Request) -> bool:
+    """Whether the request carries the portal session of a staff account."""
+    from web.auth import Role, find_session
+    from web.portal import SESSION_COOKIE
+
+    token = request.cookies.get(SESSION_COOKIE)
+    services = getattr(request.app.state, "services", None)
+    if not token or services is None:
+        return False
+    with services.session_factory() as session:
+        found = find_session(session, token)
+    return found is not None and found[0].role == Role.STAFF
 
 
 def is_staff_request(request: Request) -> bool:

@@ -378,3 +378,57 @@ async def test_an_absence_form_that_does_not_hold_is_refused(
     assert temporal.signals == []
     with records() as session:
         assert session.scalars(select(TimelineEvent)).all() == []
+
+
+STAFF_EMAIL = "els@kmo-dossier.example"
+PROVIDER_EMAIL = "jan@leerhuis-schelde.example"
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def accounts(records, monkeypatch):
+    """A staff account and a provider's account, with cheap Argon2id costs."""
+    from argon2 import PasswordHasher
+
+    from web import auth
+
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(auth, "PASSWORD_HASHER", cheap)
+    with records.begin() as session:
+        auth.create_user(session, STAFF_EMAIL, PASSWORD, "staff")
+        auth.create_user(session, PROVIDER_EMAIL, PASSWORD, "provider", "0412345614")
+    return records
+
+
+async def signed_in(client: httpx.AsyncClient, email: str) -> httpx.Response:
+    """Log in through the portal's form, as a browser does."""
+    page = await client.get("/portal/login", params={"next": "/staff"})
+    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    return await client.post(
+        "/portal/login",
+        data={
+            "email": email,
+            "password": PASSWORD,
+            "csrf_token": token,
+            "next": "/staff",
+        },
+    )
+
+
+async def test_staff_signed_in_to_the_portal_reach_the_staff_pages(app, accounts):
+    """From another machine, a staff login opens /staff; a provider's does not."""
+    async with browser(app, "203.0.113.9") as staff_browser:
+        before = await staff_browser.get("/staff")
+        login = await signed_in(staff_browser, STAFF_EMAIL)
+        after = await staff_browser.get("/staff")
+        page = await staff_browser.get(f"/staff/dossiers/{TRAINING_ID}")
+    async with browser(app, "203.0.113.10") as provider_browser:
+        await signed_in(provider_browser, PROVIDER_EMAIL)
+        provider = await provider_browser.get("/staff")
+
+    assert before.status_code == 403
+    assert (login.status_code, login.headers["location"]) == (303, "/staff")
+    assert "path=/;" in login.headers["set-cookie"].lower()
+    assert after.status_code == 200
+    assert page.status_code == 200
+    assert provider.status_code == 403
