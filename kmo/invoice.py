@@ -109,7 +109,12 @@ _REQUIRED = (
     ("customer_contact.name", "missing_client_contact", "client contact", _WARNING),
     ("customer_contact.email", "missing_client_email", "client email", _ERROR),
     ("customer_contact.phone", "missing_client_phone", "client phone", _WARNING),
-    ("total_excl_vat", "missing_total", "total excl. VAT", _WARNING),
+    (
+        "total_excl_vat",
+        "missing_total",
+        "project amount excl. VAT (LegalMonetaryTotal/TaxExclusiveAmount)",
+        _ERROR,
+    ),
 )
 
 # Problems `check()` derives from the fields alone: it drops and recomputes them.
@@ -123,6 +128,7 @@ _CHECK_CODES = frozenset(
         "missing_currency",
         "currency_not_eur",
         "missing_billing_reference",
+        "negative_amount",
     }
 )
 # Problems about a value that was there but unusable (the field is left empty):
@@ -599,12 +605,12 @@ def _read_totals(root: etree._Element, invoice: Invoice, found: list[Problem]) -
     total = "cac:LegalMonetaryTotal/"
 
     def amount(path: str, field: str) -> Decimal | None:
-        return _ubl_amount(_text(root, path), field, label, found)
+        return _ubl_amount(_text(root, path), field, label, found, invoice)
 
     invoice.total_excl_vat = amount(total + "cbc:TaxExclusiveAmount", "total_excl_vat")
     invoice.total_incl_vat = amount(total + "cbc:TaxInclusiveAmount", "total_incl_vat")
     invoice.vat_amount = _ubl_amount(
-        _vat_total(root, invoice.currency), "vat_amount", label, found
+        _vat_total(root, invoice.currency), "vat_amount", label, found, invoice
     )
 
 
@@ -740,6 +746,16 @@ def _invoice_problems(invoice: Invoice) -> list[Problem]:
                 "period_end",
                 f"{label}: the invoice period ends on {end} before it starts on "
                 f"{start}; correct it at upload",
+            )
+        )
+    total = invoice.total_excl_vat
+    if total is not None and total < 0:
+        add(
+            Problem(
+                "negative_amount",
+                "total_excl_vat",
+                f"{label}: the project amount excl. VAT is {total}, below zero; "
+                "an invoice that takes money back is a credit note, send it as one",
             )
         )
     email = invoice.customer_contact.email
@@ -899,11 +915,11 @@ def _decimal(raw: str | None) -> Decimal | None:
 
 
 def _ubl_amount(
-    raw: str | None, field: str, label: str, found: list[Problem]
+    raw: str | None, field: str, label: str, found: list[Problem], invoice: Invoice
 ) -> Decimal | None:
     amount = _decimal(raw)
     if raw is not None and amount is None:
-        found.append(_invalid_amount(raw, field, label))
+        found.append(_invalid_amount(raw, field, label, invoice.document_type))
     return amount
 
 
@@ -913,12 +929,35 @@ def _form_amount(raw: str | None, label: str, found: list[Problem]) -> Decimal |
     compact = re.sub(r"\s|€|EUR", "", raw, flags=re.I)
     match = _FORM_AMOUNT.fullmatch(compact)
     if not match:
-        found.append(_invalid_amount(raw, "total_excl_vat", label))
+        found.append(
+            _invalid_amount(
+                raw,
+                "total_excl_vat",
+                label,
+                DocumentType.INVOICE,
+                "the total_excl_vat field",
+            )
+        )
         return None
     return Decimal(f"{match[1]}.{match[2] or '0'}")
 
 
-def _invalid_amount(raw: str, field: str, label: str) -> Problem:
+def _invalid_amount(
+    raw: str,
+    field: str,
+    label: str,
+    document_type: DocumentType,
+    where: str = "LegalMonetaryTotal/TaxExclusiveAmount",
+) -> Problem:
+    """An unreadable amount; the project amount of an invoice stops the dossier."""
+    if field == "total_excl_vat" and document_type is DocumentType.INVOICE:
+        return Problem(
+            "invalid_amount",
+            field,
+            f"{label}: the project amount excl. VAT ({where}) '{_shown(raw)}' is "
+            "not an amount like 1234.50, so no dossier can start from it",
+            _ERROR,
+        )
     return Problem(
         "invalid_amount",
         field,

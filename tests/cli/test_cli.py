@@ -136,3 +136,25 @@ def test_upload_rejects_a_field_without_equals_sign(invoices: Path):
 
     assert result.exit_code == 2
     assert "'number' is not a field; write it as key=value" in result.stderr
+
+
+@pytest.mark.parametrize("raw", ["NaN", "1e999999", "-395.00"])
+def test_inspect_refuses_an_invoice_whose_amount_cannot_be_used(
+    invoices: Path, tmp_path: Path, raw: str
+):
+    """A project amount that is unreadable, infinite or negative: exit 1, named."""
+    text = (invoices / "training-open-1p.xml").read_text(encoding="utf-8")
+    total = '<cbc:TaxExclusiveAmount currencyID="EUR">395.00<'
+    assert total in text
+    path = tmp_path / "amount.xml"
+    path.write_text(text.replace(total, total.replace("395.00", raw)), "utf-8")
+
+    code, answer = inspect_json(path)
+    human = runner.invoke(app, ["inspect", str(path)])
+
+    assert code == 1
+    assert answer["can_start"] is False
+    assert [p["field"] for p in answer["problems"]] == ["total_excl_vat"]
+    assert human.exit_code == 1
+    assert "A dossier can start" not in human.stdout
+    assert "project amount excl. VAT" in human.stdout

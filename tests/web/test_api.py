@@ -113,6 +113,49 @@ async def test_upload_without_client_email_answers_422_with_the_problem(
     assert "customer_contact.email" in [p["field"] for p in answer["problems"]]
 
 
+async def test_upload_with_an_unreadable_amount_answers_422(api, invoices: Path):
+    """An amount of NaN starts no dossier (no mail of EUR 0,00): 422 naming it."""
+    total = '<cbc:TaxExclusiveAmount currencyID="EUR">395.00<'
+    data = open_training(invoices, "API-NAN").decode()
+    assert total in data
+
+    response = await upload(
+        api, data.replace(total, total.replace("395.00", "NaN")).encode()
+    )
+
+    assert response.status_code == 422
+    problems = response.json()["problems"]
+    assert [(p["code"], p["field"]) for p in problems] == [
+        ("invalid_amount", "total_excl_vat")
+    ]
+    assert (await api.get("/api/dossiers")).json()["dossiers"] == []
+
+
+async def test_pdf_upload_with_an_unreadable_amount_answers_422(api):
+    """The PDF path's total_excl_vat field is checked the same way."""
+    fields = {
+        "number": "API-PDF-NAN",
+        "period_start": "2026-12-08",
+        "supplier_enterprise_number": "0412.345.614",
+        "customer_enterprise_number": "0511.223.355",
+        "contact_email": "an@bakkerij-peeters.example",
+        "dv_number": "DV.O214567",
+        "total_excl_vat": "NaN",
+    }
+    form = {f"field_{key}": value for key, value in fields.items()}
+
+    response = await upload(api, b"%PDF-1.4\n%%EOF\n", filename="f.pdf", **form)
+
+    assert response.status_code == 422
+    answer = response.json()
+    assert "total_excl_vat" in [p["field"] for p in answer["problems"]]
+    assert answer["error"] == (
+        "API-PDF-NAN cannot start a dossier: invoice API-PDF-NAN: the project "
+        "amount excl. VAT (the total_excl_vat field) 'NaN' is not an "
+        "amount like 1234.50, so no dossier can start from it"
+    )
+
+
 async def test_missing_client_email_can_be_given_in_the_form(api, invoices: Path):
     """The form's client_email fills what the invoice lacks: 201."""
     data = open_training(invoices, "API-FORM")
