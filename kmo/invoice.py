@@ -60,6 +60,7 @@ _FORM_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")  # Belgian d/m/y
 _DECIMAL = re.compile(r"[+-]?(?:\d{1,15}(?:\.\d{0,10})?|\.\d{1,10})")
 _FORM_AMOUNT = re.compile(r"(\d{1,12})(?:[.,](\d{1,2}))?")
 _EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+")
+_EXCESSIVE_DEPTH = re.compile(r"Excessive depth in document: (\d+)")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
 _EXTENSIONS = {
     "application/pdf": ".pdf",
@@ -321,6 +322,13 @@ def _unreadable_message(data: bytes, filename: str, error: Exception) -> str:
             "and fill in the invoice fields"
         )
     detail = str(getattr(error, "msg", None) or error)
+    depth = _EXCESSIVE_DEPTH.search(detail)
+    if depth:
+        return (
+            f"{filename} is nested too deeply to be an e-invoice (more than "
+            f"{depth[1]} levels of elements inside each other); send the UBL file "
+            "as your accounting software exports it, or upload the invoice as a PDF"
+        )
     if "encoding" in detail.lower() or "utf-" in detail.lower():
         detail = "its characters do not match the encoding it declares"
     return (

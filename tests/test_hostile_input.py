@@ -176,3 +176,18 @@ async def test_hostile_uploads_get_a_clear_answer(
         assert rows == 1
         assert all(archive.resolve() in p.resolve().parents for p in stored)
         assert not any(".." in p.name for p in stored)
+
+
+def test_deeply_nested_xml_is_refused_in_the_users_terms():
+    """Nesting past libxml2's limit says so, not "use XML_PARSE_HUGE option"."""
+    depth = 300
+    body = b"<a>" * depth + b"</a>" * depth
+    data = OPEN_TRAINING.replace(b"</Invoice>", body + b"</Invoice>")
+
+    with pytest.raises(IntakeError) as refused:
+        prepare(data, "deep.xml", UploadDetails())
+
+    message = refused.value.message
+    assert "XML_PARSE_HUGE" not in message
+    assert "nested too deeply" in message
+    assert "256" in message
