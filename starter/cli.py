@@ -246,10 +246,19 @@ def upload(
     url: Url = DEFAULT_BASE_URL,
 ) -> None:
     """Upload an invoice to the running web app; a dossier starts for it."""
-    from web.forms import FIELD_PREFIX, FormError, parse_field
+    from web.forms import FIELD_PREFIX, FormError, build_details, parse_field
 
     try:
         fields = dict(parse_field(text) for text in field)
+        build_details(  # the server's checks, before sending anything
+            participants=participant,
+            client_email=client_email,
+            client_phone=phone,
+            client_contact_name=contact_name,
+            language=language,
+            session_dates=session,
+            fields=fields,
+        )
     except FormError as error:
         _fail(str(error), EXIT_UNUSABLE, json_output)
     data = _read_file(file, json_output)

@@ -158,3 +158,44 @@ def test_inspect_refuses_an_invoice_whose_amount_cannot_be_used(
     assert human.exit_code == 1
     assert "A dossier can start" not in human.stdout
     assert "project amount excl. VAT" in human.stdout
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--contact-name", "Jan\r\nBcc: evil@x.example"],
+        ["--phone", "+32 15\n00"],
+        ["--participant", "Jan\r\nBcc: evil@x.example <jan@x.example>"],
+        ["--field", "contact_name=Jan\r\nBcc: evil@x.example"],
+    ],
+    ids=["contact-name", "phone", "participant", "pdf-field"],
+)
+def test_upload_refuses_control_characters_before_any_request(
+    invoices: Path, free_port: int, options: list[str]
+):
+    """A line break in a name or phone stops the upload here, like the server."""
+    result = runner.invoke(
+        app,
+        [
+            "upload",
+            str(invoices / "training-open-1p.xml"),
+            "--url",
+            f"http://127.0.0.1:{free_port}",
+            *options,
+        ],
+    )
+
+    assert result.exit_code == 2
+    assert "contains a control character" in result.stderr
+    assert "dossier dev" not in result.stderr
+
+
+def test_inspect_refuses_a_participant_with_a_line_break(invoices: Path):
+    """inspect checks the participant the same way."""
+    result = runner.invoke(
+        app,
+        ["inspect", str(invoices / "training-open-1p.xml"), "-p", "An\r\nPeeters"],
+    )
+
+    assert result.exit_code == 2
+    assert "contains a control character (carriage return)" in result.stderr

@@ -185,6 +185,39 @@ async def test_unreadable_form_fields_answer_422_each_named(api, invoices: Path)
     assert fields == ["language", "session_dates"]
 
 
+async def test_participants_as_json_are_checked_like_name_and_email(
+    api, invoices: Path
+):
+    """A JSON list of participants gets the email check: one problem per bad entry."""
+    participants = (
+        '[{"name": "X", "email": "bad"}, {"name": "An", "email": "an@x.be"},'
+        ' {"email": "no-name@x.be"}, "Jan <not-an-email>"]'
+    )
+
+    response = await upload(
+        api, open_training(invoices, "API-JSON-P"), participants=participants
+    )
+
+    assert response.status_code == 422
+    problems = response.json()["problems"]
+    assert [(p["code"], p["field"]) for p in problems] == [
+        ("invalid_participant", "participants")
+    ] * 3
+    assert '"bad" is not an email address' in problems[0]["message"]
+    assert (await api.get("/api/dossiers")).json()["dossiers"] == []
+
+
+async def test_good_participants_as_json_start_the_dossier(api, invoices: Path):
+    """Valid JSON participants, with or without email, are taken."""
+    participants = '[{"name": "An", "email": "an@x.be"}, {"name": "Jan"}, "Piet"]'
+
+    response = await upload(
+        api, open_training(invoices, "API-JSON-OK"), participants=participants
+    )
+
+    assert response.status_code == 201, response.text
+
+
 async def test_upload_of_a_file_that_is_not_xml_answers_400(api):
     """A text file is no invoice: 400 with a message, no stack trace."""
     response = await upload(api, b"just some notes", filename="notes.xml")
