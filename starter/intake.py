@@ -189,10 +189,7 @@ def _apply_details(invoice: Invoice, details: UploadDetails) -> None:
 def _check_provider(invoice: Invoice, details: UploadDetails) -> None:
     if not details.provider_id:
         return
-    try:
-        stated = enterprise.normalize(details.provider_id)
-    except enterprise.InvalidEnterpriseNumber as err:
-        raise IntakeError(f"provider: {err}", [], 422) from err
+    stated = _stated_provider(details.provider_id)
     supplier = invoice.supplier.enterprise_number
     if supplier and supplier != stated:
         invoice.problems.append(
@@ -203,6 +200,19 @@ def _check_provider(invoice: Invoice, details: UploadDetails) -> None:
                 f"not by provider {stated}; upload it to the right container",
             )
         )
+
+
+def _stated_provider(provider_id: str) -> str:
+    """The upload's provider number in standard form; a 422 naming `provider`."""
+    try:
+        return enterprise.normalize(provider_id)
+    except enterprise.InvalidEnterpriseNumber as err:
+        problem = Problem(
+            code="invalid_provider",
+            field="provider",
+            message=f"provider: {err}",
+        )
+        raise IntakeError(problem.message, [problem], 422) from err
 
 
 def _dossier(invoice: Invoice, details: UploadDetails, today: date) -> DossierInput:
@@ -534,10 +544,7 @@ def _check_credit_note_provider(
     """A credit note uploaded for a provider cancels only that provider's dossier."""
     if not details.provider_id:
         return
-    try:
-        stated = enterprise.digits(enterprise.normalize(details.provider_id))
-    except enterprise.InvalidEnterpriseNumber as err:
-        raise IntakeError(f"provider: {err}", [], 422) from err
+    stated = enterprise.digits(_stated_provider(details.provider_id))
     if stated != provider_id:
         problem = Problem(
             code="provider_mismatch",

@@ -218,6 +218,23 @@ async def test_good_participants_as_json_start_the_dossier(api, invoices: Path):
     assert response.status_code == 201, response.text
 
 
+@pytest.mark.parametrize("provider", ["foo", "0412345615"])
+async def test_unreadable_provider_answers_422_with_a_provider_problem(
+    api, invoices: Path, provider: str
+):
+    """A provider number that is no enterprise number: 422 naming `provider`."""
+    response = await upload(
+        api, open_training(invoices, "API-PROVIDER"), provider=provider
+    )
+
+    assert response.status_code == 422
+    answer = response.json()
+    assert [(p["code"], p["field"]) for p in answer["problems"]] == [
+        ("invalid_provider", "provider")
+    ]
+    assert answer["error"].startswith(f"provider: '{provider}' is not a")
+
+
 async def test_upload_of_a_file_that_is_not_xml_answers_400(api):
     """A text file is no invoice: 400 with a message, no stack trace."""
     response = await upload(api, b"just some notes", filename="notes.xml")
