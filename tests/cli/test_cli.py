@@ -199,3 +199,33 @@ def test_inspect_refuses_a_participant_with_a_line_break(invoices: Path):
 
     assert result.exit_code == 2
     assert "contains a control character (carriage return)" in result.stderr
+
+
+@pytest.mark.parametrize("dossier_id", ["", " ", "a/b", "../x", "x?y=1"])
+def test_status_refuses_an_id_that_is_no_dossier_id(free_port: int, dossier_id):
+    """An empty or odd id is refused here, not answered "307 Temporary Redirect"."""
+    result = runner.invoke(
+        app, ["status", dossier_id, "--url", f"http://127.0.0.1:{free_port}"]
+    )
+
+    assert result.exit_code == 2
+    assert f"'{dossier_id}' is not a dossier id" in result.stderr
+    assert "dossier dev" not in result.stderr
+
+
+def test_inspect_labels_a_credit_note_as_such(invoices: Path, tmp_path: Path):
+    """A credit note is shown as "Credit note <number>", not as an invoice."""
+    text = (invoices / "training-open-1p.xml").read_text(encoding="utf-8")
+    path = tmp_path / "credit-note.xml"
+    path.write_text(
+        text.replace("<cbc:InvoiceTypeCode>380<", "<cbc:InvoiceTypeCode>381<").replace(
+            "LS-2026-0141", "CN-2026-0001"
+        ),
+        encoding="utf-8",
+    )
+
+    result = runner.invoke(app, ["inspect", str(path)])
+
+    first = result.stdout.splitlines()[0]
+    assert first == "Credit note CN-2026-0001"
+    assert "Invoice" not in first and "credit_note" not in first
