@@ -291,7 +291,13 @@ def upload(
 
 
 def render_upload(answer: dict[str, Any]) -> str:
-    state = "started" if answer["created"] else "already known (same invoice)"
+    codes = [w.get("code") for w in answer.get("warnings") or []]
+    if answer["created"]:
+        state = "started"
+    elif "invoice_changed" in codes:
+        state = "already known, but this file differs from the first upload"
+    else:
+        state = "already known (same invoice)"
     fee = answer.get("fee")
     lines = [
         f"Dossier {answer['dossier_id']} {state}",

@@ -229,3 +229,27 @@ def test_inspect_labels_a_credit_note_as_such(invoices: Path, tmp_path: Path):
     first = result.stdout.splitlines()[0]
     assert first == "Credit note CN-2026-0001"
     assert "Invoice" not in first and "credit_note" not in first
+
+
+def test_upload_output_says_when_a_known_invoice_changed():
+    """The answer's invoice_changed warning is in the first line, not "same invoice"."""
+    from starter.cli import render_upload
+
+    answer = {
+        "dossier_id": "0412345614-ls-2026-0141",
+        "workflow_id": "dossier-0412345614-ls-2026-0141",
+        "created": False,
+        "fee": None,
+        "warnings": [
+            {"code": "invoice_changed", "message": "this file differs", "rule": "r"}
+        ],
+        "links": {"status": "s", "temporal_ui": "t"},
+    }
+
+    shown = render_upload(answer)
+    repeat = render_upload({**answer, "warnings": []})
+
+    assert "differs from the first upload" in shown.splitlines()[0]
+    assert "same invoice" not in shown
+    assert "(invoice_changed)" in shown
+    assert repeat.splitlines()[0].endswith("already known (same invoice)")

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from adapters.archive import LocalArchive
+from adapters.records import Dossier, TimelineEvent
 from kmo.invoice import MAX_INVOICE_BYTES
 from web.app import create_app
 
@@ -83,6 +85,38 @@ async def test_second_upload_of_the_same_invoice_answers_200(api, invoices: Path
     assert (first.status_code, second.status_code) == (201, 200)
     assert second.json()["created"] is False
     assert second.json()["workflow_id"] == "dossier-0412345614-api-repeat"
+
+
+async def test_changed_invoice_with_a_known_number_is_flagged(
+    api, invoices: Path, session_factory
+):
+    """Same provider and number, other bytes: no second dossier, but a warning
+    in the answer and a timeline line for staff (no personal data); the same
+    bytes again stay a plain repeat."""
+    first = open_training(invoices, "API-CHANGED")
+    total = 'currencyID="EUR">395.00</cbc:TaxExclusiveAmount>'
+    assert total.encode() in first
+    changed = first.replace(total.encode(), total.replace("395", "995").encode())
+
+    answers = [await upload(api, data) for data in (first, changed, changed, first)]
+
+    assert [a.status_code for a in answers] == [201, 200, 200, 200]
+    assert {a.json()["dossier_id"] for a in answers} == {"0412345614-api-changed"}
+    codes = [[w["code"] for w in a.json()["warnings"]] for a in answers]
+    assert ["invoice_changed" in c for c in codes] == [False, True, True, False]
+    warning = next(
+        w for w in answers[1].json()["warnings"] if w["code"] == "invoice_changed"
+    )
+    assert "differs from the first upload" in warning["message"]
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 1
+        lines = session.scalars(
+            select(TimelineEvent).where(TimelineEvent.event == "invoice.changed")
+        ).all()
+    assert [line.dossier_id for line in lines] == ["0412345614-api-changed"]
+    assert "API-CHANGED" in lines[0].detail
+    for personal in ("Peeters", "@", "Bakkerij"):
+        assert personal not in lines[0].detail
 
 
 async def test_upload_records_the_dossier_and_lists_it(api, invoices: Path):
