@@ -60,6 +60,7 @@ _FORM_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")  # Belgian d/m/y
 _DECIMAL = re.compile(r"[+-]?(?:\d{1,15}(?:\.\d{0,10})?|\.\d{1,10})")
 _FORM_AMOUNT = re.compile(r"(\d{1,12})(?:[.,](\d{1,2}))?")
 _EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+")
+_EXCESSIVE_DEPTH = re.compile(r"Excessive depth in document: (\d+)")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
 _EXTENSIONS = {
     "application/pdf": ".pdf",
@@ -109,7 +110,12 @@ _REQUIRED = (
     ("customer_contact.name", "missing_client_contact", "client contact", _WARNING),
     ("customer_contact.email", "missing_client_email", "client email", _ERROR),
     ("customer_contact.phone", "missing_client_phone", "client phone", _WARNING),
-    ("total_excl_vat", "missing_total", "total excl. VAT", _WARNING),
+    (
+        "total_excl_vat",
+        "missing_total",
+        "project amount excl. VAT (LegalMonetaryTotal/TaxExclusiveAmount)",
+        _ERROR,
+    ),
 )
 
 # Problems `check()` derives from the fields alone: it drops and recomputes them.
@@ -123,6 +129,7 @@ _CHECK_CODES = frozenset(
         "missing_currency",
         "currency_not_eur",
         "missing_billing_reference",
+        "negative_amount",
     }
 )
 # Problems about a value that was there but unusable (the field is left empty):
@@ -315,6 +322,13 @@ def _unreadable_message(data: bytes, filename: str, error: Exception) -> str:
             "and fill in the invoice fields"
         )
     detail = str(getattr(error, "msg", None) or error)
+    depth = _EXCESSIVE_DEPTH.search(detail)
+    if depth:
+        return (
+            f"{filename} is nested too deeply to be an e-invoice (more than "
+            f"{depth[1]} levels of elements inside each other); send the UBL file "
+            "as your accounting software exports it, or upload the invoice as a PDF"
+        )
     if "encoding" in detail.lower() or "utf-" in detail.lower():
         detail = "its characters do not match the encoding it declares"
     return (
@@ -599,12 +613,12 @@ def _read_totals(root: etree._Element, invoice: Invoice, found: list[Problem]) -
     total = "cac:LegalMonetaryTotal/"
 
     def amount(path: str, field: str) -> Decimal | None:
-        return _ubl_amount(_text(root, path), field, label, found)
+        return _ubl_amount(_text(root, path), field, label, found, invoice)
 
     invoice.total_excl_vat = amount(total + "cbc:TaxExclusiveAmount", "total_excl_vat")
     invoice.total_incl_vat = amount(total + "cbc:TaxInclusiveAmount", "total_incl_vat")
     invoice.vat_amount = _ubl_amount(
-        _vat_total(root, invoice.currency), "vat_amount", label, found
+        _vat_total(root, invoice.currency), "vat_amount", label, found, invoice
     )
 
 
@@ -740,6 +754,16 @@ def _invoice_problems(invoice: Invoice) -> list[Problem]:
                 "period_end",
                 f"{label}: the invoice period ends on {end} before it starts on "
                 f"{start}; correct it at upload",
+            )
+        )
+    total = invoice.total_excl_vat
+    if total is not None and total < 0:
+        add(
+            Problem(
+                "negative_amount",
+                "total_excl_vat",
+                f"{label}: the project amount excl. VAT is {total}, below zero; "
+                "an invoice that takes money back is a credit note, send it as one",
             )
         )
     email = invoice.customer_contact.email
@@ -899,11 +923,11 @@ def _decimal(raw: str | None) -> Decimal | None:
 
 
 def _ubl_amount(
-    raw: str | None, field: str, label: str, found: list[Problem]
+    raw: str | None, field: str, label: str, found: list[Problem], invoice: Invoice
 ) -> Decimal | None:
     amount = _decimal(raw)
     if raw is not None and amount is None:
-        found.append(_invalid_amount(raw, field, label))
+        found.append(_invalid_amount(raw, field, label, invoice.document_type))
     return amount
 
 
@@ -913,12 +937,35 @@ def _form_amount(raw: str | None, label: str, found: list[Problem]) -> Decimal |
     compact = re.sub(r"\s|€|EUR", "", raw, flags=re.I)
     match = _FORM_AMOUNT.fullmatch(compact)
     if not match:
-        found.append(_invalid_amount(raw, "total_excl_vat", label))
+        found.append(
+            _invalid_amount(
+                raw,
+                "total_excl_vat",
+                label,
+                DocumentType.INVOICE,
+                "the total_excl_vat field",
+            )
+        )
         return None
     return Decimal(f"{match[1]}.{match[2] or '0'}")
 
 
-def _invalid_amount(raw: str, field: str, label: str) -> Problem:
+def _invalid_amount(
+    raw: str,
+    field: str,
+    label: str,
+    document_type: DocumentType,
+    where: str = "LegalMonetaryTotal/TaxExclusiveAmount",
+) -> Problem:
+    """An unreadable amount; the project amount of an invoice stops the dossier."""
+    if field == "total_excl_vat" and document_type is DocumentType.INVOICE:
+        return Problem(
+            "invalid_amount",
+            field,
+            f"{label}: the project amount excl. VAT ({where}) '{_shown(raw)}' is "
+            "not an amount like 1234.50, so no dossier can start from it",
+            _ERROR,
+        )
     return Problem(
         "invalid_amount",
         field,

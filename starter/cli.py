@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
+import re
 import signal
 import sys
 import time
@@ -119,7 +120,8 @@ def inspect(
 def render_prepared(prepared) -> str:
     """The human report of `inspect`: fields, problems, warnings, fee."""
     invoice = prepared.invoice
-    lines = [f"Invoice {invoice.number or '(no number)'} ({invoice.document_type})"]
+    noun = "Credit note" if invoice.document_type == "credit_note" else "Invoice"
+    lines = [f"{noun} {invoice.number or '(no number)'}"]
     lines += _field_lines(invoice)
     lines += _problem_lines(prepared.problems)
     lines += _warning_lines(prepared.warnings)
@@ -246,10 +248,19 @@ def upload(
     url: Url = DEFAULT_BASE_URL,
 ) -> None:
     """Upload an invoice to the running web app; a dossier starts for it."""
-    from web.forms import FIELD_PREFIX, FormError, parse_field
+    from web.forms import FIELD_PREFIX, FormError, build_details, parse_field
 
     try:
         fields = dict(parse_field(text) for text in field)
+        build_details(  # the server's checks, before sending anything
+            participants=participant,
+            client_email=client_email,
+            client_phone=phone,
+            client_contact_name=contact_name,
+            language=language,
+            session_dates=session,
+            fields=fields,
+        )
     except FormError as error:
         _fail(str(error), EXIT_UNUSABLE, json_output)
     data = _read_file(file, json_output)
@@ -280,7 +291,13 @@ def upload(
 
 
 def render_upload(answer: dict[str, Any]) -> str:
-    state = "started" if answer["created"] else "already known (same invoice)"
+    codes = [w.get("code") for w in answer.get("warnings") or []]
+    if answer["created"]:
+        state = "started"
+    elif "invoice_changed" in codes:
+        state = "already known, but this file differs from the first upload"
+    else:
+        state = "already known (same invoice)"
     fee = answer.get("fee")
     lines = [
         f"Dossier {answer['dossier_id']} {state}",
@@ -301,6 +318,10 @@ def _fee_summary(fee: dict[str, Any] | None) -> str:
     return f"EUR {fee['total_excl_vat']} excl. VAT (EUR {fee['total_incl_vat']} incl.)"
 
 
+# A dossier id as intake makes them: provider digits, then the invoice's slug.
+_DOSSIER_ID = re.compile(r"[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*")
+
+
 @app.command()
 def status(
     dossier_id: Annotated[str, typer.Argument(help="The dossier's id.")],
@@ -308,6 +329,13 @@ def status(
     url: Url = DEFAULT_BASE_URL,
 ) -> None:
     """Where one dossier stands: step, deadlines, open tasks, timeline."""
+    if not _DOSSIER_ID.fullmatch(dossier_id):
+        _fail(
+            f"'{dossier_id}' is not a dossier id; give one like "
+            "0412345614-ls-2026-0141, as `dossier list` shows them",
+            EXIT_UNUSABLE,
+            json_output,
+        )
     answer = _request("GET", url, f"/api/dossiers/{dossier_id}", json_output).json()
     if json_output:
         _print_json(answer)

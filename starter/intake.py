@@ -30,7 +30,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from adapters.archive import ArchivedItem
-from adapters.records import ArchiveItem, Dossier, record_archived, save_dossier
+from adapters.records import (
+    ArchiveItem,
+    Dossier,
+    TimelineEvent,
+    record_archived,
+    save_dossier,
+    utcnow,
+)
 from kmo import enterprise
 from kmo import invoice as ubl
 from kmo.calendar import local_date
@@ -189,10 +196,7 @@ def _apply_details(invoice: Invoice, details: UploadDetails) -> None:
 def _check_provider(invoice: Invoice, details: UploadDetails) -> None:
     if not details.provider_id:
         return
-    try:
-        stated = enterprise.normalize(details.provider_id)
-    except enterprise.InvalidEnterpriseNumber as err:
-        raise IntakeError(f"provider: {err}", [], 422) from err
+    stated = _stated_provider(details.provider_id)
     supplier = invoice.supplier.enterprise_number
     if supplier and supplier != stated:
         invoice.problems.append(
@@ -203,6 +207,19 @@ def _check_provider(invoice: Invoice, details: UploadDetails) -> None:
                 f"not by provider {stated}; upload it to the right container",
             )
         )
+
+
+def _stated_provider(provider_id: str) -> str:
+    """The upload's provider number in standard form; a 422 naming `provider`."""
+    try:
+        return enterprise.normalize(provider_id)
+    except enterprise.InvalidEnterpriseNumber as err:
+        problem = Problem(
+            code="invalid_provider",
+            field="provider",
+            message=f"provider: {err}",
+        )
+        raise IntakeError(problem.message, [problem], 422) from err
 
 
 def _dossier(invoice: Invoice, details: UploadDetails, today: date) -> DossierInput:
@@ -411,7 +428,14 @@ class IntakeService:
             content_type=content_type,
         )
         dossier = replace(dossier, invoice_archive_key=stored.key)
-        created = self._record(dossier, stored, filename)
+        first = self._first_invoice(dossier.dossier_id)
+        if first is not None and first.sha256 != stored.sha256:
+            changed = _changed_invoice_warning(invoice)
+            dossier = replace(dossier, warnings=[*dossier.warnings, changed])
+            self._record_changed(dossier, stored, filename, first)
+            created = False
+        else:
+            created = self._record(dossier, stored, filename)
         await self._start(dossier)
         log.info(
             "dossier.intake",
@@ -463,6 +487,66 @@ class IntakeService:
                 content_type=invoice.content_type,
             )
         return created
+
+    def _first_invoice(self, dossier_id: str) -> ArchiveItem | None:
+        """The invoice a known dossier started from: its first archived item."""
+        with self._sessions() as session:
+            if session.get(Dossier, dossier_id) is None:
+                return None
+            return session.scalars(
+                select(ArchiveItem)
+                .where(ArchiveItem.dossier_id == dossier_id)
+                .order_by(ArchiveItem.created_at, ArchiveItem.key)
+                .limit(1)
+            ).first()
+
+    def _record_changed(
+        self,
+        dossier: DossierInput,
+        invoice: ArchivedItem,
+        name: str,
+        first: ArchiveItem,
+    ) -> None:
+        """Keep a changed invoice beside the first and tell staff on the timeline.
+
+        The dossier's record stays as its workflow runs it, from the first
+        invoice. The line names no person: the invoice number and the files'
+        checksums only, once per changed file however often it comes.
+        """
+        source = f"intake.invoice_changed:{invoice.key}"
+        with self._sessions() as session, session.begin():
+            record_archived(
+                session,
+                invoice,
+                container=dossier.provider.provider_id,
+                dossier_id=dossier.dossier_id,
+                name=name,
+                content_type=invoice.content_type,
+            )
+            seen = select(TimelineEvent.id).where(TimelineEvent.source == source)
+            if session.scalar(seen) is None:
+                row = session.get(Dossier, dossier.dossier_id)
+                session.add(
+                    TimelineEvent(
+                        dossier_id=dossier.dossier_id,
+                        at=utcnow(),
+                        event="invoice.changed",
+                        detail=(
+                            f"invoice {dossier.invoice_number} uploaded again with "
+                            f"other content (sha256 {invoice.sha256[:12]}, first "
+                            f"upload {first.sha256[:12]}); the dossier keeps the "
+                            "first, check with the provider"
+                        ),
+                        step=row.step if row is not None else None,
+                        source=source,
+                    )
+                )
+        log.warning(
+            "dossier.invoice_changed",
+            dossier_id=dossier.dossier_id,
+            sha256=invoice.sha256,
+            first_sha256=first.sha256,
+        )
 
     async def _start(self, dossier: DossierInput) -> None:
         attributes = TypedSearchAttributes.empty
@@ -528,16 +612,24 @@ class IntakeService:
         return IntakeResult(dossier_id, handle.id, False, None, [], cancelled=True)
 
 
+def _changed_invoice_warning(invoice: Invoice) -> Warning:
+    return Warning(
+        code="invoice_changed",
+        message=f"invoice {invoice.number} is known, but this file differs from "
+        "the first upload; no second dossier was started and the dossier keeps "
+        "the first invoice: if the invoice was corrected, send a credit note for "
+        "it and a new invoice with its own number",
+        rule="one dossier per invoice: a provider's invoice number starts one dossier",
+    )
+
+
 def _check_credit_note_provider(
     note: Invoice, provider_id: str, details: UploadDetails
 ) -> None:
     """A credit note uploaded for a provider cancels only that provider's dossier."""
     if not details.provider_id:
         return
-    try:
-        stated = enterprise.digits(enterprise.normalize(details.provider_id))
-    except enterprise.InvalidEnterpriseNumber as err:
-        raise IntakeError(f"provider: {err}", [], 422) from err
+    stated = enterprise.digits(_stated_provider(details.provider_id))
     if stated != provider_id:
         problem = Problem(
             code="provider_mismatch",

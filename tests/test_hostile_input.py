@@ -176,3 +176,75 @@ async def test_hostile_uploads_get_a_clear_answer(
         assert rows == 1
         assert all(archive.resolve() in p.resolve().parents for p in stored)
         assert not any(".." in p.name for p in stored)
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"client_contact_name": "Jan\r\nBcc: evil@x.example"}, "client_contact_name"),
+        ({"client_phone": "+32 15\n00 00 01"}, "client_phone"),
+        ({"client_email": "an@x.example\r\nBcc: evil@x.example"}, "client_email"),
+        (
+            {"participants": "Jan\r\nBcc: evil@x.example <jan@x.example>"},
+            "participants",
+        ),
+        (
+            {"participants": '[{"name": "Jan\\r\\nBcc: x", "email": "j@x.be"}]'},
+            "participants",
+        ),
+        ({"participants": "An\tPeeters"}, "participants"),
+        ({"client_contact_name": "Jan\x00"}, "client_contact_name"),
+        ({"client_contact_name": "Jan\u2028Peeters"}, "client_contact_name"),
+    ],
+    ids=[
+        "crlf-name",
+        "lf-phone",
+        "crlf-email",
+        "crlf-participant",
+        "json",
+        "tab",
+        "nul",
+        "u2028",
+    ],
+)
+async def test_control_characters_in_upload_fields_are_refused(
+    api, session_factory, form, field
+):
+    """A line break or other control character in a free-text field: 422, named."""
+    response = await api.post(
+        "/api/dossiers",
+        files={"invoice": ("i.xml", OPEN_TRAINING, "text/xml")},
+        data=form,
+    )
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["problems"]
+    assert (problem["code"], problem["field"]) == ("control_character", field)
+    assert "control character" in problem["message"]
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 0
+
+
+def test_control_characters_in_a_pdf_field_are_refused():
+    """The PDF upload's fields are free text too."""
+    from web.forms import FormError, build_details
+
+    with pytest.raises(FormError) as refused:
+        build_details(fields={"contact_name": "Jan\r\nBcc: evil@x.example"})
+
+    assert [p.field for p in refused.value.problems] == ["field_contact_name"]
+
+
+def test_deeply_nested_xml_is_refused_in_the_users_terms():
+    """Nesting past libxml2's limit says so, not "use XML_PARSE_HUGE option"."""
+    depth = 300
+    body = b"<a>" * depth + b"</a>" * depth
+    data = OPEN_TRAINING.replace(b"</Invoice>", body + b"</Invoice>")
+
+    with pytest.raises(IntakeError) as refused:
+        prepare(data, "deep.xml", UploadDetails())
+
+    message = refused.value.message
+    assert "XML_PARSE_HUGE" not in message
+    assert "nested too deeply" in message
+    assert "256" in message

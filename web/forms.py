@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable
 from datetime import date
 
@@ -22,6 +23,10 @@ LANGUAGES = ("nl", "fr", "en")
 _PARTICIPANT = re.compile(
     r"^\s*(?P<name>[^<>]+?)\s*(?:<(?P<email>[^<>\s]+@[^<>\s]+)>)?\s*$"
 )
+_EMAIL = re.compile(r"[^<>\s]+@[^<>\s]+")
+# Line breaks, tabs, NUL, DEL, C1 codes, and the Unicode line and paragraph
+# separators: none belongs in a name, a phone number or an address.
+_CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
 _TRUE = {"1", "true", "yes", "on", "ja"}
 _FALSE = {"0", "false", "no", "off", "nee"}
 
@@ -36,6 +41,7 @@ class FormError(ValueError):
 
 def parse_participant(text: str) -> Participant:
     """Read "An Peeters <an@example.be>" or just "An Peeters"."""
+    check_text(text, "participants", "a participant")
     match = _PARTICIPANT.match(text)
     if not match:
         raise FormError(
@@ -52,13 +58,22 @@ def parse_participant(text: str) -> Participant:
 
 
 def parse_participants(values: Iterable[str]) -> list[Participant]:
-    """Each value is "Name <email>", or one JSON list of such strings or objects."""
+    """Each value is "Name <email>", or one JSON list of such strings or objects.
+
+    Every bad entry is reported, each with its own problem.
+    """
     participants: list[Participant] = []
+    problems: list[Problem] = []
     for value in values:
-        if value.strip().startswith("["):
-            participants += _participants_from_json(value)
-        elif value.strip():
-            participants.append(parse_participant(value))
+        try:
+            if value.strip().startswith("["):
+                participants += _participants_from_json(value)
+            elif value.strip():
+                participants.append(parse_participant(value))
+        except FormError as error:
+            problems += error.problems
+    if problems:
+        raise FormError(problems)
     return participants
 
 
@@ -76,12 +91,78 @@ def _participants_from_json(text: str) -> list[Participant]:
             ]
         ) from error
     participants: list[Participant] = []
-    for item in items:
-        if isinstance(item, dict) and item.get("name"):
-            participants.append(Participant(str(item["name"]), item.get("email")))
-        else:
-            participants.append(parse_participant(str(item)))
+    problems: list[Problem] = []
+    for item in items if isinstance(items, list) else [items]:
+        try:
+            if isinstance(item, dict):
+                participants.append(_participant_from_object(item))
+            else:
+                participants.append(parse_participant(str(item)))
+        except FormError as error:
+            problems += error.problems
+    if problems:
+        raise FormError(problems)
     return participants
+
+
+def _participant_from_object(item: dict) -> Participant:
+    """{"name": ..., "email": ...}, checked like "Name <email>"."""
+    name, email = item.get("name"), item.get("email")
+    shown = json.dumps(item, ensure_ascii=False)[:120]
+    if not isinstance(name, str) or not name.strip() or re.search(r"[<>]", name):
+        raise FormError(
+            [
+                Problem(
+                    "invalid_participant",
+                    "participants",
+                    f'{shown} is not a participant; give it a "name" '
+                    '(and an "email" if known)',
+                )
+            ]
+        )
+    check_text(name, "participants", "a participant's name")
+    if email in (None, ""):
+        return Participant(name=name.strip())
+    if not isinstance(email, str) or not _EMAIL.fullmatch(email.strip()):
+        raise FormError(
+            [
+                Problem(
+                    "invalid_participant",
+                    "participants",
+                    f"{shown}: {json.dumps(email, ensure_ascii=False)[:80]} is not "
+                    "an email address; give it like an@example.be, or leave it out",
+                )
+            ]
+        )
+    return Participant(name=name.strip(), email=email.strip())
+
+
+def check_text(text: str | None, field: str, what: str) -> None:
+    """Refuse a free-text value with a control character (a line break, a tab...).
+
+    Such characters never belong in a name or a phone number, and would end
+    up in the greeting of a mail or in a header.
+    """
+    if text is None:
+        return
+    for position, char in enumerate(text, start=1):
+        if unicodedata.category(char) in _CONTROL_CATEGORIES:
+            raise FormError(
+                [
+                    Problem(
+                        "control_character",
+                        field,
+                        f"{what} contains a control character ({_char_name(char)}) "
+                        f"at position {position}; write it on one line, without "
+                        "line breaks or tabs",
+                    )
+                ]
+            )
+
+
+def _char_name(char: str) -> str:
+    names = {"\r": "carriage return", "\n": "line break", "\t": "tab"}
+    return names.get(char) or f"U+{ord(char):04X}"
 
 
 def parse_session_date(text: str) -> date:
@@ -167,6 +248,17 @@ def build_details(
             problems.extend(error.problems)
             return None
 
+    for value, field, what in (
+        (provider, "provider", "the provider"),
+        (client_email, "client_email", "the client email"),
+        (client_phone, "client_phone", "the client phone"),
+        (client_contact_name, "client_contact_name", "the client contact name"),
+        *(
+            (value, f"{FIELD_PREFIX}{key}", f"the invoice field {key}")
+            for key, value in (fields or {}).items()
+        ),
+    ):
+        attempt(check_text, value, field, what)
     details = UploadDetails(
         provider_id=_blank_to_none(provider),
         participants=attempt(parse_participants, participants) or [],

@@ -136,3 +136,120 @@ def test_upload_rejects_a_field_without_equals_sign(invoices: Path):
 
     assert result.exit_code == 2
     assert "'number' is not a field; write it as key=value" in result.stderr
+
+
+@pytest.mark.parametrize("raw", ["NaN", "1e999999", "-395.00"])
+def test_inspect_refuses_an_invoice_whose_amount_cannot_be_used(
+    invoices: Path, tmp_path: Path, raw: str
+):
+    """A project amount that is unreadable, infinite or negative: exit 1, named."""
+    text = (invoices / "training-open-1p.xml").read_text(encoding="utf-8")
+    total = '<cbc:TaxExclusiveAmount currencyID="EUR">395.00<'
+    assert total in text
+    path = tmp_path / "amount.xml"
+    path.write_text(text.replace(total, total.replace("395.00", raw)), "utf-8")
+
+    code, answer = inspect_json(path)
+    human = runner.invoke(app, ["inspect", str(path)])
+
+    assert code == 1
+    assert answer["can_start"] is False
+    assert [p["field"] for p in answer["problems"]] == ["total_excl_vat"]
+    assert human.exit_code == 1
+    assert "A dossier can start" not in human.stdout
+    assert "project amount excl. VAT" in human.stdout
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--contact-name", "Jan\r\nBcc: evil@x.example"],
+        ["--phone", "+32 15\n00"],
+        ["--participant", "Jan\r\nBcc: evil@x.example <jan@x.example>"],
+        ["--field", "contact_name=Jan\r\nBcc: evil@x.example"],
+    ],
+    ids=["contact-name", "phone", "participant", "pdf-field"],
+)
+def test_upload_refuses_control_characters_before_any_request(
+    invoices: Path, free_port: int, options: list[str]
+):
+    """A line break in a name or phone stops the upload here, like the server."""
+    result = runner.invoke(
+        app,
+        [
+            "upload",
+            str(invoices / "training-open-1p.xml"),
+            "--url",
+            f"http://127.0.0.1:{free_port}",
+            *options,
+        ],
+    )
+
+    assert result.exit_code == 2
+    assert "contains a control character" in result.stderr
+    assert "dossier dev" not in result.stderr
+
+
+def test_inspect_refuses_a_participant_with_a_line_break(invoices: Path):
+    """inspect checks the participant the same way."""
+    result = runner.invoke(
+        app,
+        ["inspect", str(invoices / "training-open-1p.xml"), "-p", "An\r\nPeeters"],
+    )
+
+    assert result.exit_code == 2
+    assert "contains a control character (carriage return)" in result.stderr
+
+
+@pytest.mark.parametrize("dossier_id", ["", " ", "a/b", "../x", "x?y=1"])
+def test_status_refuses_an_id_that_is_no_dossier_id(free_port: int, dossier_id):
+    """An empty or odd id is refused here, not answered "307 Temporary Redirect"."""
+    result = runner.invoke(
+        app, ["status", dossier_id, "--url", f"http://127.0.0.1:{free_port}"]
+    )
+
+    assert result.exit_code == 2
+    assert f"'{dossier_id}' is not a dossier id" in result.stderr
+    assert "dossier dev" not in result.stderr
+
+
+def test_inspect_labels_a_credit_note_as_such(invoices: Path, tmp_path: Path):
+    """A credit note is shown as "Credit note <number>", not as an invoice."""
+    text = (invoices / "training-open-1p.xml").read_text(encoding="utf-8")
+    path = tmp_path / "credit-note.xml"
+    path.write_text(
+        text.replace("<cbc:InvoiceTypeCode>380<", "<cbc:InvoiceTypeCode>381<").replace(
+            "LS-2026-0141", "CN-2026-0001"
+        ),
+        encoding="utf-8",
+    )
+
+    result = runner.invoke(app, ["inspect", str(path)])
+
+    first = result.stdout.splitlines()[0]
+    assert first == "Credit note CN-2026-0001"
+    assert "Invoice" not in first and "credit_note" not in first
+
+
+def test_upload_output_says_when_a_known_invoice_changed():
+    """The answer's invoice_changed warning is in the first line, not "same invoice"."""
+    from starter.cli import render_upload
+
+    answer = {
+        "dossier_id": "0412345614-ls-2026-0141",
+        "workflow_id": "dossier-0412345614-ls-2026-0141",
+        "created": False,
+        "fee": None,
+        "warnings": [
+            {"code": "invoice_changed", "message": "this file differs", "rule": "r"}
+        ],
+        "links": {"status": "s", "temporal_ui": "t"},
+    }
+
+    shown = render_upload(answer)
+    repeat = render_upload({**answer, "warnings": []})
+
+    assert "differs from the first upload" in shown.splitlines()[0]
+    assert "same invoice" not in shown
+    assert "(invoice_changed)" in shown
+    assert repeat.splitlines()[0].endswith("already known (same invoice)")

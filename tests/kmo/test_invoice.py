@@ -489,20 +489,98 @@ def test_missing_customization_id_is_only_a_warning():
     ]
 
 
-def test_unreadable_amount_is_a_warning():
-    """An amount that is not a number is left empty, with a warning."""
+OPEN_TOTAL = '<cbc:TaxExclusiveAmount currencyID="EUR">395.00</cbc:TaxExclusiveAmount>'
+
+
+@pytest.mark.parametrize("raw", ["NaN", "1e999999", "Infinity", "3,95", "zero"])
+def test_unreadable_project_amount_is_an_error_naming_the_field(raw):
+    """A project amount that is not a number stops the dossier: no EUR 0,00."""
     data = variant(
         OPEN_1P,
         (
-            '<cbc:TaxExclusiveAmount currencyID="EUR">395.00',
-            '<cbc:TaxExclusiveAmount currencyID="EUR">NaN',
+            OPEN_TOTAL,
+            f'<cbc:TaxExclusiveAmount currencyID="EUR">{raw}</cbc:TaxExclusiveAmount>',
         ),
     )
 
     invoice = read_ubl(data)
 
     assert invoice.total_excl_vat is None
+    assert codes(invoice) == [("invalid_amount", ERROR)]
+    found = problem(invoice, "invalid_amount")
+    assert found.field == "total_excl_vat"
+    assert "project amount excl. VAT" in found.message
+    assert f"'{raw}'" in found.message
+
+
+def test_missing_project_amount_is_an_error():
+    """An invoice without LegalMonetaryTotal/TaxExclusiveAmount cannot start."""
+    invoice = read_ubl(variant(OPEN_1P, (OPEN_TOTAL, "")))
+
+    assert invoice.total_excl_vat is None
+    assert codes(invoice) == [("missing_total", ERROR)]
+    assert "project amount excl. VAT" in problem(invoice, "missing_total").message
+
+
+def test_unreadable_vat_amount_stays_a_warning():
+    """Only the project amount stops a dossier; a bad incl. VAT total warns."""
+    data = variant(
+        OPEN_1P,
+        (
+            'currencyID="EUR">477.95</cbc:TaxInclusiveAmount>',
+            'currencyID="EUR">NaN</cbc:TaxInclusiveAmount>',
+        ),
+    )
+
+    invoice = read_ubl(data)
+
+    assert invoice.total_excl_vat == Decimal("395.00")
     assert codes(invoice) == [("invalid_amount", WARNING)]
+
+
+def test_negative_amount_on_an_invoice_is_an_error():
+    """An invoice (not a credit note) for a negative amount is refused."""
+    data = variant(
+        OPEN_1P,
+        (
+            OPEN_TOTAL,
+            '<cbc:TaxExclusiveAmount currencyID="EUR">-395.00</cbc:TaxExclusiveAmount>',
+        ),
+    )
+
+    invoice = read_ubl(data)
+
+    assert invoice.total_excl_vat == Decimal("-395.00")
+    assert codes(invoice) == [("negative_amount", ERROR)]
+    assert "credit note" in problem(invoice, "negative_amount").message
+    check(invoice)
+    assert codes(invoice) == [("negative_amount", ERROR)]
+
+
+def test_negative_amount_on_a_credit_note_is_fine():
+    """A credit note may well carry a negative total: it only cancels."""
+    data = variant(
+        OPEN_1P,
+        (
+            OPEN_TOTAL,
+            '<cbc:TaxExclusiveAmount currencyID="EUR">-395.00</cbc:TaxExclusiveAmount>',
+        ),
+        ("<cbc:InvoiceTypeCode>380<", "<cbc:InvoiceTypeCode>381<"),
+    )
+
+    invoice = read_ubl(data)
+
+    assert invoice.document_type is DocumentType.CREDIT_NOTE
+    assert "negative_amount" not in [p.code for p in invoice.problems]
+
+
+@pytest.mark.parametrize("raw", ["NaN", "1e999999", "-395", "  "])
+def test_form_amount_that_cannot_be_read_is_an_error(raw):
+    """The PDF upload's total_excl_vat field follows the same rule as UBL."""
+    invoice = invoice_from_fields({**FORM, "total_excl_vat": raw})
+
+    assert invoice.total_excl_vat is None
+    assert [p.field for p in invoice.errors] == ["total_excl_vat"]
 
 
 def test_whitespace_around_values_is_tolerated():
@@ -808,7 +886,7 @@ def test_form_with_bad_values_says_which():
     assert codes(invoice) == [
         ("invalid_date", WARNING),
         ("invalid_participant_count", WARNING),
-        ("invalid_amount", WARNING),
+        ("invalid_amount", ERROR),
         ("invalid_enterprise_number", ERROR),
         ("invalid_dv_number", ERROR),
     ]
@@ -828,6 +906,7 @@ def test_empty_form_lists_what_to_fill_in():
         "missing_provider_enterprise_number",
         "missing_client_enterprise_number",
         "missing_client_email",
+        "missing_total",
         "missing_dv_number",
     ]
 

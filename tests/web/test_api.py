@@ -13,8 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from adapters.archive import LocalArchive
+from adapters.records import Dossier, TimelineEvent
 from kmo.invoice import MAX_INVOICE_BYTES
 from web.app import create_app
 
@@ -85,6 +87,38 @@ async def test_second_upload_of_the_same_invoice_answers_200(api, invoices: Path
     assert second.json()["workflow_id"] == "dossier-0412345614-api-repeat"
 
 
+async def test_changed_invoice_with_a_known_number_is_flagged(
+    api, invoices: Path, session_factory
+):
+    """Same provider and number, other bytes: no second dossier, but a warning
+    in the answer and a timeline line for staff (no personal data); the same
+    bytes again stay a plain repeat."""
+    first = open_training(invoices, "API-CHANGED")
+    total = 'currencyID="EUR">395.00</cbc:TaxExclusiveAmount>'
+    assert total.encode() in first
+    changed = first.replace(total.encode(), total.replace("395", "995").encode())
+
+    answers = [await upload(api, data) for data in (first, changed, changed, first)]
+
+    assert [a.status_code for a in answers] == [201, 200, 200, 200]
+    assert {a.json()["dossier_id"] for a in answers} == {"0412345614-api-changed"}
+    codes = [[w["code"] for w in a.json()["warnings"]] for a in answers]
+    assert ["invoice_changed" in c for c in codes] == [False, True, True, False]
+    warning = next(
+        w for w in answers[1].json()["warnings"] if w["code"] == "invoice_changed"
+    )
+    assert "differs from the first upload" in warning["message"]
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 1
+        lines = session.scalars(
+            select(TimelineEvent).where(TimelineEvent.event == "invoice.changed")
+        ).all()
+    assert [line.dossier_id for line in lines] == ["0412345614-api-changed"]
+    assert "API-CHANGED" in lines[0].detail
+    for personal in ("Peeters", "@", "Bakkerij"):
+        assert personal not in lines[0].detail
+
+
 async def test_upload_records_the_dossier_and_lists_it(api, invoices: Path):
     """After an upload, GET /api/dossiers lists it with its step, kind and fee."""
     await upload(api, open_training(invoices, "API-LIST"))
@@ -111,6 +145,49 @@ async def test_upload_without_client_email_answers_422_with_the_problem(
     answer = response.json()
     assert answer["error"].startswith("LS-2026-0141 cannot start a dossier")
     assert "customer_contact.email" in [p["field"] for p in answer["problems"]]
+
+
+async def test_upload_with_an_unreadable_amount_answers_422(api, invoices: Path):
+    """An amount of NaN starts no dossier (no mail of EUR 0,00): 422 naming it."""
+    total = '<cbc:TaxExclusiveAmount currencyID="EUR">395.00<'
+    data = open_training(invoices, "API-NAN").decode()
+    assert total in data
+
+    response = await upload(
+        api, data.replace(total, total.replace("395.00", "NaN")).encode()
+    )
+
+    assert response.status_code == 422
+    problems = response.json()["problems"]
+    assert [(p["code"], p["field"]) for p in problems] == [
+        ("invalid_amount", "total_excl_vat")
+    ]
+    assert (await api.get("/api/dossiers")).json()["dossiers"] == []
+
+
+async def test_pdf_upload_with_an_unreadable_amount_answers_422(api):
+    """The PDF path's total_excl_vat field is checked the same way."""
+    fields = {
+        "number": "API-PDF-NAN",
+        "period_start": "2026-12-08",
+        "supplier_enterprise_number": "0412.345.614",
+        "customer_enterprise_number": "0511.223.355",
+        "contact_email": "an@bakkerij-peeters.example",
+        "dv_number": "DV.O214567",
+        "total_excl_vat": "NaN",
+    }
+    form = {f"field_{key}": value for key, value in fields.items()}
+
+    response = await upload(api, b"%PDF-1.4\n%%EOF\n", filename="f.pdf", **form)
+
+    assert response.status_code == 422
+    answer = response.json()
+    assert "total_excl_vat" in [p["field"] for p in answer["problems"]]
+    assert answer["error"] == (
+        "API-PDF-NAN cannot start a dossier: invoice API-PDF-NAN: the project "
+        "amount excl. VAT (the total_excl_vat field) 'NaN' is not an "
+        "amount like 1234.50, so no dossier can start from it"
+    )
 
 
 async def test_missing_client_email_can_be_given_in_the_form(api, invoices: Path):
@@ -140,6 +217,56 @@ async def test_unreadable_form_fields_answer_422_each_named(api, invoices: Path)
     assert response.status_code == 422
     fields = [p["field"] for p in response.json()["problems"]]
     assert fields == ["language", "session_dates"]
+
+
+async def test_participants_as_json_are_checked_like_name_and_email(
+    api, invoices: Path
+):
+    """A JSON list of participants gets the email check: one problem per bad entry."""
+    participants = (
+        '[{"name": "X", "email": "bad"}, {"name": "An", "email": "an@x.be"},'
+        ' {"email": "no-name@x.be"}, "Jan <not-an-email>"]'
+    )
+
+    response = await upload(
+        api, open_training(invoices, "API-JSON-P"), participants=participants
+    )
+
+    assert response.status_code == 422
+    problems = response.json()["problems"]
+    assert [(p["code"], p["field"]) for p in problems] == [
+        ("invalid_participant", "participants")
+    ] * 3
+    assert '"bad" is not an email address' in problems[0]["message"]
+    assert (await api.get("/api/dossiers")).json()["dossiers"] == []
+
+
+async def test_good_participants_as_json_start_the_dossier(api, invoices: Path):
+    """Valid JSON participants, with or without email, are taken."""
+    participants = '[{"name": "An", "email": "an@x.be"}, {"name": "Jan"}, "Piet"]'
+
+    response = await upload(
+        api, open_training(invoices, "API-JSON-OK"), participants=participants
+    )
+
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("provider", ["foo", "0412345615"])
+async def test_unreadable_provider_answers_422_with_a_provider_problem(
+    api, invoices: Path, provider: str
+):
+    """A provider number that is no enterprise number: 422 naming `provider`."""
+    response = await upload(
+        api, open_training(invoices, "API-PROVIDER"), provider=provider
+    )
+
+    assert response.status_code == 422
+    answer = response.json()
+    assert [(p["code"], p["field"]) for p in answer["problems"]] == [
+        ("invalid_provider", "provider")
+    ]
+    assert answer["error"].startswith(f"provider: '{provider}' is not a")
 
 
 async def test_upload_of_a_file_that_is_not_xml_answers_400(api):
