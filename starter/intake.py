@@ -18,7 +18,8 @@ from typing import Any
 import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -516,16 +517,43 @@ class IntakeService:
                 [],
                 422,
             ) from err
-        self._archive.put(
-            provider_id,
-            dossier_id,
-            filename,
-            data,
-            retain_until=retention_until(note.issue_date or date.today()),
-            content_type="application/xml",
-        )
+        with self._sessions() as session, session.begin():
+            # Kept as long as the dossier it cancels, and in its records, so
+            # the dossier's evidence shows what ended it.
+            kept_until = _dossier_retention(session, dossier_id) or retention_until(
+                note.issue_date or date.today()
+            )
+            stored = self._archive.put(
+                provider_id,
+                dossier_id,
+                filename,
+                data,
+                retain_until=kept_until,
+                content_type="application/xml",
+            )
+            record_archived(
+                session,
+                stored,
+                container=provider_id,
+                dossier_id=dossier_id,
+                name=filename,
+                content_type="application/xml",
+            )
         log.info("dossier.credit_note", dossier_id=dossier_id)
         return IntakeResult(dossier_id, handle.id, False, None, [], cancelled=True)
+
+
+def _dossier_retention(session: Session, dossier_id: str) -> date | None:
+    """The dossier's last retention day: as set at its close, else its invoice's."""
+    dossier = session.get(Dossier, dossier_id)
+    if dossier is not None and dossier.retain_until is not None:
+        return dossier.retain_until
+    recorded: date | None = session.scalar(
+        select(func.max(ArchiveItem.retain_until)).where(
+            ArchiveItem.dossier_id == dossier_id
+        )
+    )
+    return recorded
 
 
 def _check_credit_note_provider(
