@@ -27,6 +27,8 @@ from temporalio.testing import WorkflowEnvironment
 from starter.client import DATA_CONVERTER
 from workflows.search import ALL as SEARCH_ATTRIBUTES
 
+pytest.register_assert_rewrite("tests.s3")  # its checks explain their failures
+
 VENV_BIN = Path(sys.executable).parent
 PROJECT = Path(__file__).resolve().parents[1]
 EXAMPLE_INVOICES = PROJECT / "examples" / "invoices"
