@@ -18,8 +18,7 @@ from typing import Any
 import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -31,7 +30,13 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from adapters.archive import ArchivedItem
-from adapters.records import ArchiveItem, Dossier, record_archived, save_dossier
+from adapters.records import (
+    ArchiveItem,
+    Dossier,
+    dossier_retention,
+    record_archived,
+    save_dossier,
+)
 from kmo import enterprise
 from kmo import invoice as ubl
 from kmo.calendar import local_date
@@ -520,7 +525,7 @@ class IntakeService:
         with self._sessions() as session, session.begin():
             # Kept as long as the dossier it cancels, and in its records, so
             # the dossier's evidence shows what ended it.
-            kept_until = _dossier_retention(session, dossier_id) or retention_until(
+            kept_until = dossier_retention(session, dossier_id) or retention_until(
                 note.issue_date or date.today()
             )
             stored = self._archive.put(
@@ -541,19 +546,6 @@ class IntakeService:
             )
         log.info("dossier.credit_note", dossier_id=dossier_id)
         return IntakeResult(dossier_id, handle.id, False, None, [], cancelled=True)
-
-
-def _dossier_retention(session: Session, dossier_id: str) -> date | None:
-    """The dossier's last retention day: as set at its close, else its invoice's."""
-    dossier = session.get(Dossier, dossier_id)
-    if dossier is not None and dossier.retain_until is not None:
-        return dossier.retain_until
-    recorded: date | None = session.scalar(
-        select(func.max(ArchiveItem.retain_until)).where(
-            ArchiveItem.dossier_id == dossier_id
-        )
-    )
-    return recorded
 
 
 def _check_credit_note_provider(
