@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,7 @@ from temporalio.service import RPCError
 
 from activities.dossier import DossierActivities
 from adapters.archive import Archive, LocalArchive
+from adapters.inbound import receive_mail
 from adapters.links import SIGN_LINK_SALT, sign_link_id, sign_token
 from adapters.mail import OutboxMailer
 from adapters.records import ArchiveItem, Dossier, SignLink, TimelineEvent
@@ -805,7 +807,7 @@ def evidence_of(archive: Archive, items: list[ArchiveItem], document: str) -> di
 async def test_an_advice_from_intake_to_close_archives_everything_locked_on_s3(
     time_skipping_env, settings, session_factory, s3_archive, s3_web
 ):
-    """Invoice, mails, signed terms and form, final report: locked to 2036-06-01."""
+    """Invoice, mails in and out, signed documents, report: locked to 2036-06-01."""
     from starter.intake import IntakeService, UploadDetails
 
     number = f"CVA-{uuid.uuid4().hex[:8].upper()}"
@@ -826,6 +828,22 @@ async def test_an_advice_from_intake_to_close_archives_everything_locked_on_s3(
         DossierWorkflow.run, submitted.workflow_id
     )
     report = b"%PDF-1.4 eindrapport cyberveiligheid\n"
+    reply = EmailMessage()
+    reply["From"] = "sofie.desmet@drukkerij-desmet.example"
+    reply["To"] = f"dossier+{dossier_id}@containers.{settings.mail_domain}"
+    reply["Subject"] = "Vraag over het dossier"
+    reply.set_content("Wanneer start het advies?")
+    reply.add_attachment(
+        b"%PDF-1.4 planning", maintype="application", subtype="pdf", filename="p.pdf"
+    )
+    received = await receive_mail(
+        reply,
+        recipients=[reply["To"]],
+        archive=s3_archive,
+        session_factory=session_factory,
+        intake=intake,
+        mail_domain=settings.mail_domain,
+    )
     try:
         await handle.signal(DossierWorkflow.record_application, ApplicationInput("P-1"))
         await sign_on_page(
@@ -859,17 +877,20 @@ async def test_an_advice_from_intake_to_close_archives_everything_locked_on_s3(
 
     assert result.outcome == Step.CLOSED
     assert again.created is False
+    assert received.dossier_id == dossier_id
     items = assert_every_item_on_s3(
         s3_archive, session_factory, {dossier_id: date(2036, 6, 1)}
     )
     names = sorted(re.sub(r"-[0-9a-f]{16,}\.", "-<id>.", i.name) for i in items)
     assert names == [
+        "01-p.pdf",
         "application-0.eml",
         "deposit-0.eml",
         "factuur.xml",
         "final_report-0.eml",
         "final_report-eindrapport.pdf",
         "final_report_request-0.eml",
+        "mail.eml",
         "satisfaction-0.eml",
         "signed-satisfaction-<id>.html",
         "signed-satisfaction-<id>.json",
