@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -34,7 +34,13 @@ import structlog
 from sqlalchemy.exc import IntegrityError
 
 from adapters.archive import Archive, InvalidArchiveKey, safe_name, sha256_hex
-from adapters.records import Dossier, Provider, TimelineEvent, record_archived
+from adapters.records import (
+    Dossier,
+    Provider,
+    TimelineEvent,
+    dossier_retention,
+    record_archived,
+)
 from kmo.rules import retention_until
 
 log = structlog.get_logger(__name__)
@@ -223,7 +229,11 @@ def _to_dossier(
     session_factory: Any,
 ) -> InboundResult:
     assert route.dossier_id is not None
-    store = _Store(archive, session_factory, route.container, route.dossier_id)
+    with session_factory() as session:  # kept as long as the dossier it joins
+        retain_until = dossier_retention(session, route.dossier_id)
+    store = _Store(
+        archive, session_factory, route.container, route.dossier_id, retain_until
+    )
     mail_key = store.put(EML_NAME, data, "message/rfc822")
     outcomes = [
         AttachmentOutcome(name, store.put(name, payload, content_type), "document")
@@ -369,12 +379,19 @@ def _content_type(part: Any) -> str:
 class _Store:
     """Archive writes of one mail's folder, each noted in the records."""
 
-    def __init__(self, archive: Archive, sessions: Any, container: str, folder: str):
+    def __init__(
+        self,
+        archive: Archive,
+        sessions: Any,
+        container: str,
+        folder: str,
+        retain_until: date | None = None,
+    ):
         self.archive = archive
         self.sessions = sessions
         self.container = container
         self.folder = folder
-        self.retain_until = retention_until(datetime.now(UTC).date())
+        self.retain_until = retain_until or retention_until(datetime.now(UTC).date())
 
     def put(self, name: str, data: bytes, content_type: str) -> str:
         item = self.archive.put(

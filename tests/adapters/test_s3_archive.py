@@ -24,6 +24,7 @@ from adapters.archive import (
 )
 from adapters.s3archive import S3Archive, lock_until, make_archive
 from adapters.settings import Settings
+from tests.s3 import assert_locked_and_checksummed
 
 INVOICE = b"factuur LS-2026-0141"
 INVOICE_SHA256 = "37b7ef48a4f79d11aba0ab0da3dff2282bea5d24e39e11d59bd993da5d2496f0"
@@ -56,22 +57,6 @@ def put_invoice(
         retain_until=retain_until,
         content_type="application/xml",
     )
-
-
-def assert_locked_and_checksummed(
-    archive: S3Archive, key: str, checksum: str, locked_until: datetime
-) -> None:
-    """The object is in COMPLIANCE mode until `locked_until`, with S3's SHA-256."""
-    client, bucket = archive._client, archive.bucket
-    head = client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
-    attributes = client.get_object_attributes(
-        Bucket=bucket, Key=key, ObjectAttributes=["Checksum"]
-    )
-
-    assert head["ObjectLockMode"] == "COMPLIANCE"
-    assert head["ObjectLockRetainUntilDate"] == locked_until
-    assert head["ChecksumSHA256"] == checksum
-    assert attributes["Checksum"]["ChecksumSHA256"] == checksum
 
 
 def raw_put(archive: S3Archive, key: str, data: bytes, sha256: str) -> None:

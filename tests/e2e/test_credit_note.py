@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import date
 
 import pytest
 
+from activities.dossier import DossierActivities
 from adapters.archive import LocalArchive
+from adapters.mail import OutboxMailer
 from starter.intake import IntakeError, IntakeService, UploadDetails
+from tests.s3 import assert_every_item_on_s3
 from worker import build_activities, build_worker
 from workflows.dossier import DossierWorkflow
 from workflows.messages import Step
@@ -89,3 +93,34 @@ async def test_credit_note_for_an_unknown_invoice_is_refused(
     assert not settings.archive_dir.exists() or not any(
         p.is_file() for p in settings.archive_dir.rglob("*")
     )
+
+
+async def test_a_credit_note_is_kept_and_recorded_with_its_dossier_on_s3(
+    dev_env, settings, session_factory, invoices, s3_archive
+):
+    """On S3 the credit note is a recorded item, locked as long as its dossier."""
+    number = f"CN-TEST-{uuid.uuid4().hex[:8]}"
+    note = credit_note(invoices, f"CN-{number}", cancels=number)
+    intake = IntakeService(settings, dev_env.client, session_factory, s3_archive)
+    activities = DossierActivities(
+        settings, session_factory, s3_archive, OutboxMailer(settings.outbox_dir)
+    )
+    async with build_worker(dev_env.client, settings, activities):
+        started = await intake.submit(
+            invoice(invoices, number), "f.xml", "application/xml", UploadDetails()
+        )
+        await intake.submit(note, "cn.xml", "application/xml", UploadDetails())
+        handle = dev_env.client.get_workflow_handle_for(
+            DossierWorkflow.run, started.workflow_id
+        )
+        result = await handle.result()
+
+    assert result.outcome == Step.CANCELLED
+    items = assert_every_item_on_s3(
+        s3_archive,
+        session_factory,
+        {started.dossier_id: date(2036, 12, 8)},  # 10 years after 8 Dec 2026
+    )
+    [recorded] = [item for item in items if item.name == "cn.xml"]
+    assert s3_archive.get(recorded.key) == note
+    assert recorded.content_type == "application/xml"

@@ -3,13 +3,16 @@
 The real dev server, a real worker process (tests/e2e/fault_worker.py) that a
 test kills with SIGKILL, real SQLite, archive and outbox. The worker counts
 every mail that reaches its mailer in `sent.log`, the stand-in for the mail
-provider's own log.
+provider's own log. After each test every mail was sent once, and every
+archived document (invoice, certificate, final report, mails) is stored once,
+recorded once, and hashes to its recorded SHA-256.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import signal
 import socket
@@ -29,18 +32,21 @@ from sqlalchemy import create_engine, select, text
 from adapters.archive import LocalArchive
 from adapters.records import (
     ArchiveItem,
+    Dossier,
     Message,
     make_engine,
     make_session_factory,
     upgrade_database,
 )
 from starter.intake import IntakeService, UploadDetails
+from web.documents import archive_document
 from workflows.dossier import DossierWorkflow
 from workflows.messages import (
     ApplicationInput,
     DepositInput,
     DetailsInput,
     Document,
+    FinalReportInput,
     Participant,
     PaymentInput,
     SignatureInput,
@@ -56,6 +62,11 @@ PROJECT = WORKER_SCRIPT.parents[2]
 PARTICIPANT = Participant("An Peeters", "an.peeters@bakkerij-peeters.example")
 # onboarding, application, terms, deposit, attendance, satisfaction, certificate
 MAILS_OF_A_PAID_TRAINING = 7
+# application, terms, deposit, satisfaction, final report request, final report
+MAILS_OF_A_PAID_ADVICE = 6
+TRAINING_DOCUMENTS = {"training-open-1p.xml", "certificaat-An Peeters.pdf"}
+ADVICE_DOCUMENTS = {"advice-cyber-6m.xml", "final_report-eindrapport.pdf"}
+REPORT = b"%PDF-1.4 eindrapport cyberveiligheid\n"
 
 
 @pytest.fixture
@@ -127,6 +138,37 @@ async def start_paid_training(
     return result.workflow_id
 
 
+async def start_paid_advice(
+    settings, client, session_factory, invoice_number: str
+) -> str:
+    """Upload the advice, archive its final report, send every answer ahead."""
+    data = (PROJECT / "examples" / "invoices" / "advice-cyber-6m.xml").read_bytes()
+    data = data.replace(b"CVA/26/031", invoice_number.encode())
+    archive = LocalArchive(settings.archive_dir)
+    intake = IntakeService(settings, client, session_factory, archive)
+    result = await intake.submit(
+        data,
+        "advice-cyber-6m.xml",
+        "application/xml",
+        UploadDetails(has_platform_account=True),
+    )
+    with session_factory() as session:
+        dossier = session.get_one(Dossier, result.dossier_id)
+    report = archive_document(
+        session_factory, archive, dossier, "final_report", "eindrapport.pdf", REPORT
+    )
+    handle = client.get_workflow_handle(result.workflow_id)
+    for name, arg in [
+        ("record_application", ApplicationInput("KMO-FAULT-2")),
+        ("record_signature", SignatureInput(Document.TERMS, "Sofie De Smet")),
+        ("record_payment", PaymentInput()),
+        ("record_signature", SignatureInput(Document.SATISFACTION, "Sofie De Smet")),
+        ("upload_final_report", FinalReportInput(report.key)),
+    ]:
+        await handle.signal(name, arg)
+    return result.workflow_id
+
+
 def unique_invoice_number() -> str:
     """The dev server outlives a test: each test has its own dossier."""
     return f"f-{uuid.uuid4().hex[:10]}"
@@ -163,26 +205,81 @@ def assert_each_mail_once(settings, session_factory, expected: int) -> None:
         assert archive.stat(item.key).sha256 == item.sha256
 
 
+def assert_each_item_once(settings, session_factory, documents: dict[str, set[str]]):
+    """Each dossier's documents are archived once; every item is whole and known.
+
+    `documents` names each dossier's expected documents besides its mails. Two
+    items of a dossier may share a name only when they are different mails
+    (each the archive key of its own message); any other name is stored once.
+    Every file of the archive is a recorded item, and its bytes hash to the
+    SHA-256 of the records and of its sidecar.
+    """
+    with session_factory() as session:
+        items = session.scalars(select(ArchiveItem)).all()
+        mail_keys = [m.archive_key for m in session.scalars(select(Message))]
+    root = Path(settings.archive_dir)
+    archive = LocalArchive(root)
+    stored = sorted(
+        path.relative_to(root).as_posix()
+        for path in root.rglob("*")
+        if path.is_file()
+        and not path.name.endswith(".meta.json")
+        and not path.name.startswith(".tmp-")  # a write cut short by SIGKILL
+    )
+
+    assert stored == sorted(item.key for item in items)
+    for dossier_id, names in documents.items():
+        own = [i for i in items if i.dossier_id == dossier_id]
+        others = sorted(i.name for i in own if i.content_type != "message/rfc822")
+        assert others == sorted(names), dossier_id
+        mails = [i for i in own if i.content_type == "message/rfc822"]
+        assert all(mail_keys.count(i.key) == 1 for i in mails), dossier_id
+    assert {i.dossier_id for i in items} == set(documents)
+    for item in items:
+        data = (root / item.key).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == item.sha256, item.key
+        assert archive.stat(item.key).sha256 == item.sha256, item.key
+        assert archive.get(item.key) == data
+
+
 async def test_worker_killed_mid_dossier_loses_and_doubles_nothing(
     fault_settings, dev_env, session_factory
 ):
-    """SIGKILL after the first mail; a new worker finishes with each mail once."""
+    """SIGKILL after the first mail; a new worker finishes both dossiers, once each."""
     settings = fault_settings
     async with worker_process(settings) as kill:
-        workflow_id = await start_paid_training(
+        training_id = await start_paid_training(
+            settings, dev_env.client, session_factory, unique_invoice_number()
+        )
+        advice_id = await start_paid_advice(
             settings, dev_env.client, session_factory, unique_invoice_number()
         )
         await wait_for(lambda: len(sent_log(settings)) >= 1)
         kill()
 
     async with worker_process(settings):
-        handle = dev_env.client.get_workflow_handle_for(
-            DossierWorkflow.run, workflow_id
-        )
-        result = await asyncio.wait_for(handle.result(), timeout=120)
+        results = [
+            await asyncio.wait_for(
+                dev_env.client.get_workflow_handle_for(
+                    DossierWorkflow.run, workflow_id
+                ).result(),
+                timeout=120,
+            )
+            for workflow_id in (training_id, advice_id)
+        ]
 
-    assert result.outcome == Step.CLOSED
-    assert_each_mail_once(settings, session_factory, MAILS_OF_A_PAID_TRAINING)
+    assert [r.outcome for r in results] == [Step.CLOSED, Step.CLOSED]
+    assert_each_mail_once(
+        settings, session_factory, MAILS_OF_A_PAID_TRAINING + MAILS_OF_A_PAID_ADVICE
+    )
+    assert_each_item_once(
+        settings,
+        session_factory,
+        {
+            results[0].dossier_id: TRAINING_DOCUMENTS,
+            results[1].dossier_id: ADVICE_DOCUMENTS,
+        },
+    )
 
 
 @contextmanager
@@ -221,6 +318,9 @@ async def test_archive_and_outbox_down_for_a_while_delay_but_lose_nothing(
 
     assert result.outcome == Step.CLOSED
     assert_each_mail_once(settings, session_factory, MAILS_OF_A_PAID_TRAINING)
+    assert_each_item_once(
+        settings, session_factory, {result.dossier_id: TRAINING_DOCUMENTS}
+    )
 
 
 class FaultProxy:
@@ -326,4 +426,5 @@ async def test_database_down_for_a_while_delays_but_loses_nothing(
 
     assert result.outcome == Step.CLOSED
     assert_each_mail_once(settings, sessions, MAILS_OF_A_PAID_TRAINING)
+    assert_each_item_once(settings, sessions, {result.dossier_id: TRAINING_DOCUMENTS})
     engine.dispose()

@@ -15,9 +15,11 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from email import policy
+from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
@@ -28,11 +30,14 @@ from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 
 from activities.dossier import DossierActivities
-from adapters.archive import LocalArchive
+from adapters.archive import Archive, LocalArchive
+from adapters.inbound import receive_mail
 from adapters.links import SIGN_LINK_SALT, sign_link_id, sign_token
 from adapters.mail import OutboxMailer
 from adapters.records import ArchiveItem, Dossier, SignLink, TimelineEvent
+from kmo.rules import retention_until
 from tests.factories import training_dossier
+from tests.s3 import assert_every_item_on_s3
 from web.app import create_app
 from worker import build_worker
 from workflows.dossier import DossierWorkflow
@@ -68,6 +73,25 @@ async def web(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app with its lifespan run, and a worker with the real activities."""
     archive = LocalArchive(settings.archive_dir)
+    async with serving(time_skipping_env, settings, session_factory, archive) as http:
+        yield http
+
+
+@pytest.fixture
+async def s3_web(
+    time_skipping_env, settings, session_factory, s3_archive
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The same, with app and worker archiving to S3 on the moto server."""
+    async with serving(
+        time_skipping_env, settings, session_factory, s3_archive
+    ) as http:
+        yield http
+
+
+@asynccontextmanager
+async def serving(
+    time_skipping_env, settings, session_factory, archive: Archive
+) -> AsyncIterator[httpx.AsyncClient]:
     activities = DossierActivities(
         settings=settings,
         session_factory=session_factory,
@@ -748,3 +772,203 @@ async def test_a_providers_own_questions_are_asked(
     assert "<legend>Zou u ons aanraden?</legend>" in page.text
     assert "q_content" not in page.text
     assert not re.search(r"<script|<link|src=|url\(", page.text)  # no assets
+
+
+# --- on S3 -------------------------------------------------------------------
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "invoices"
+ANSWERS = {
+    "q_content": "3",
+    "q_trainer": "5",
+    "q_organisation": "4",
+    "q_usefulness": "4",
+    "q_remark": "Goed gegeven.",
+}
+
+
+async def sign_on_page(web, settings, session_factory, link_id: str, **form) -> None:
+    """Open the link's page once the workflow made it, and sign it as An Peeters."""
+    path = await link_path(settings, session_factory, link_id)
+    nonce, _ = await open_form(web, path)
+    fields = {"nonce": nonce, "full_name": "An Peeters", "consent": "yes", **form}
+    response = await web.post(path, data=fields)
+    assert response.status_code == 200, response.text
+
+
+def evidence_of(archive: Archive, items: list[ArchiveItem], document: str) -> dict:
+    [row] = [
+        i
+        for i in items
+        if i.name.startswith(f"signed-{document}-") and i.name.endswith(".json")
+    ]
+    return json.loads(archive.get(row.key))
+
+
+async def test_an_advice_from_intake_to_close_archives_everything_locked_on_s3(
+    time_skipping_env, settings, session_factory, s3_archive, s3_web
+):
+    """Invoice, mails in and out, signed documents, report: locked to 2036-06-01."""
+    from starter.intake import IntakeService, UploadDetails
+
+    number = f"CVA-{uuid.uuid4().hex[:8].upper()}"
+    invoice = (EXAMPLES / "advice-cyber-6m.xml").read_bytes()
+    invoice = invoice.replace(b"CVA/26/031", number.encode())
+    intake = IntakeService(
+        settings,
+        time_skipping_env.client,
+        session_factory,
+        s3_archive,
+        search_attributes=False,
+    )
+    details = UploadDetails(has_platform_account=True)
+    submitted = await intake.submit(invoice, "factuur.xml", "application/xml", details)
+    again = await intake.submit(invoice, "factuur.xml", "application/xml", details)
+    dossier_id = submitted.dossier_id
+    handle = time_skipping_env.client.get_workflow_handle_for(
+        DossierWorkflow.run, submitted.workflow_id
+    )
+    report = b"%PDF-1.4 eindrapport cyberveiligheid\n"
+    reply = EmailMessage()
+    reply["From"] = "sofie.desmet@drukkerij-desmet.example"
+    reply["To"] = f"dossier+{dossier_id}@containers.{settings.mail_domain}"
+    reply["Subject"] = "Vraag over het dossier"
+    reply.set_content("Wanneer start het advies?")
+    reply.add_attachment(
+        b"%PDF-1.4 planning", maintype="application", subtype="pdf", filename="p.pdf"
+    )
+    received = await receive_mail(
+        reply,
+        recipients=[reply["To"]],
+        archive=s3_archive,
+        session_factory=session_factory,
+        intake=intake,
+        mail_domain=settings.mail_domain,
+    )
+    try:
+        await handle.signal(DossierWorkflow.record_application, ApplicationInput("P-1"))
+        await sign_on_page(
+            s3_web,
+            settings,
+            session_factory,
+            sign_link_id(dossier_id, "terms", "client"),
+        )
+        await step_becomes(handle, Step.PAYMENT)
+        await handle.signal(DossierWorkflow.record_payment, PaymentInput())
+        await sign_on_page(
+            s3_web,
+            settings,
+            session_factory,
+            sign_link_id(dossier_id, "satisfaction", "client"),
+            **ANSWERS,
+        )
+        await step_becomes(handle, Step.FINAL_REPORT)
+        uploaded = await s3_web.post(
+            f"/api/dossiers/{dossier_id}/documents",
+            data={"type": "final_report"},
+            files={"document": ("eindrapport.pdf", report, "application/pdf")},
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        result = await asyncio.wait_for(handle.result(), timeout=60)
+    finally:
+        try:
+            await handle.terminate("test done")
+        except RPCError:
+            pass  # closed already
+
+    assert result.outcome == Step.CLOSED
+    assert again.created is False
+    assert received.dossier_id == dossier_id
+    items = assert_every_item_on_s3(
+        s3_archive, session_factory, {dossier_id: date(2036, 6, 1)}
+    )
+    names = sorted(re.sub(r"-[0-9a-f]{16,}\.", "-<id>.", i.name) for i in items)
+    assert names == [
+        "01-p.pdf",
+        "application-0.eml",
+        "deposit-0.eml",
+        "factuur.xml",
+        "final_report-0.eml",
+        "final_report-eindrapport.pdf",
+        "final_report_request-0.eml",
+        "mail.eml",
+        "satisfaction-0.eml",
+        "signed-satisfaction-<id>.html",
+        "signed-satisfaction-<id>.json",
+        "signed-satisfaction-<id>.pdf",
+        "signed-terms-<id>.html",
+        "signed-terms-<id>.json",
+        "signed-terms-<id>.pdf",
+        "terms-0.eml",
+    ]
+    by_name = {i.name: i for i in items}
+    assert s3_archive.get(by_name["factuur.xml"].key) == invoice
+    assert s3_archive.get(by_name["final_report-eindrapport.pdf"].key) == report
+    mail = email.message_from_bytes(
+        s3_archive.get(by_name["final_report-0.eml"].key), policy=policy.default
+    )
+    [attachment] = list(mail.iter_attachments())
+    assert attachment.get_content() == report
+    for document in ("terms", "satisfaction"):
+        evidence = evidence_of(s3_archive, items, document)
+        pdf = s3_archive.get(evidence["pdf_archive_key"])
+        shown = s3_archive.get(evidence["document_archive_key"])
+        assert hashlib.sha256(pdf).hexdigest() == evidence["pdf_sha256"]
+        assert hashlib.sha256(shown).hexdigest() == evidence["document_sha256"]
+
+
+async def test_a_training_signed_on_its_pages_keeps_lists_and_certificate_on_s3(
+    time_skipping_env, settings, session_factory, s3_archive, s3_web
+):
+    """Attendance, satisfaction and the certificate: locked 10 years from day one."""
+    dossier, days = await start_at_attendance(
+        time_skipping_env,
+        settings,
+        session_factory,
+        [Participant("An Peeters", "an.peeters@bakkerij-peeters.example")],
+    )
+    try:
+        await sign_on_page(
+            s3_web,
+            settings,
+            session_factory,
+            sign_link_id(dossier.dossier_id, "attendance", "An Peeters"),
+        )
+        await sign_on_page(
+            s3_web,
+            settings,
+            session_factory,
+            sign_link_id(dossier.dossier_id, "satisfaction", "client"),
+            **ANSWERS,
+        )
+        result = await asyncio.wait_for(dossier.handle.result(), timeout=60)
+    finally:
+        try:
+            await dossier.handle.terminate("test done")
+        except RPCError:
+            pass  # closed already
+
+    assert result.outcome == Step.CLOSED
+    items = assert_every_item_on_s3(
+        s3_archive, session_factory, {dossier.dossier_id: retention_until(days[0])}
+    )
+    names = sorted(re.sub(r"-[0-9a-f]{16,}\.", "-<id>.", i.name) for i in items)
+    assert names == [
+        "application-0.eml",
+        "attendance-0.eml",
+        "certificaat-An Peeters.pdf",
+        "certificate-0.eml",
+        "deposit-0.eml",
+        "satisfaction-0.eml",
+        "signed-attendance-<id>.html",
+        "signed-attendance-<id>.json",
+        "signed-attendance-<id>.pdf",
+        "signed-satisfaction-<id>.html",
+        "signed-satisfaction-<id>.json",
+        "signed-satisfaction-<id>.pdf",
+        "terms-0.eml",
+    ]
+    attendance = evidence_of(s3_archive, items, "attendance")
+    assert [row["day"] for row in attendance["attendance"]] == [
+        days[0].isoformat(),
+        days[1].isoformat(),
+    ]

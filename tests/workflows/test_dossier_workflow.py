@@ -48,12 +48,17 @@ HISTORIES = Path(__file__).parent / "histories"
 
 
 async def keep_history(handle: WorkflowHandle, name: str) -> None:
-    """With RECORD_HISTORIES=1, store the finished history for the replay test."""
-    if os.environ.get("RECORD_HISTORIES") != "1":
+    """With RECORD_HISTORIES=1, store the finished history for the replay test.
+
+    A history already kept is left alone: it was recorded on older code (before
+    a patch, say), which is what the replay test must go on proving.
+    """
+    path = HISTORIES / f"{name}.json"
+    if os.environ.get("RECORD_HISTORIES") != "1" or path.exists():
         return
     history = await handle.fetch_history()
     HISTORIES.mkdir(exist_ok=True)
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    path.write_text(history.to_json())
 
 
 @pytest.fixture
@@ -301,7 +306,8 @@ async def test_advice_waits_for_the_final_report_and_skips_attendance(worker, st
 
     assert result.outcome == Step.CLOSED
     assert str(result.fee.total_excl_vat) == "225.00"
-    await keep_history(handle, "advice-cyber-6m")
+    # advice-cyber-6m.json is this test's history from before both patches
+    await keep_history(handle, "advice-cyber-6m-2026-12")
     status = await handle.query(DossierWorkflow.status)
     assert templates_sent(status) == [
         "application",

@@ -112,11 +112,15 @@ async def until(
 
 
 async def keep_history(handle: WorkflowHandle, name: str) -> None:
-    """With RECORD_HISTORIES=1, store the history so far for the replay test."""
-    if os.environ.get("RECORD_HISTORIES") != "1":
+    """With RECORD_HISTORIES=1, store the history so far for the replay test.
+
+    A history already kept is left alone: it was recorded on older code.
+    """
+    path = HISTORIES / f"{name}.json"
+    if os.environ.get("RECORD_HISTORIES") != "1" or path.exists():
         return
     history = await handle.fetch_history()
-    (HISTORIES / f"{name}.json").write_text(history.to_json())
+    path.write_text(history.to_json())
 
 
 def templates_sent(status: DossierStatus) -> list[str]:

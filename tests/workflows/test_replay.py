@@ -6,6 +6,7 @@ here. Record new histories with `RECORD_HISTORIES=1 make test` (see README).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from starter.client import DATA_CONVERTER
-from workflows.dossier import DossierWorkflow
+from workflows.dossier import FOLLOW_UP_PATCH, FRESH_LINKS_PATCH, DossierWorkflow
 from workflows.sandbox import RUNNER
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -36,3 +37,25 @@ def test_histories_of_both_kinds_are_kept():
     names = [p.stem for p in HISTORIES]
     assert any(n.startswith("training") for n in names)
     assert any(n.startswith("advice") for n in names)
+
+
+def patches_taken(path: Path) -> set[str]:
+    """The ids of the patches whose new branch the recorded run took."""
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    taken = set()
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name == "core_patch":
+            [payload] = marker.details["patch-data"].payloads
+            taken.add(json.loads(payload.data)["id"])
+    return taken
+
+
+@pytest.mark.parametrize("kind", ["training", "advice"])
+def test_a_history_of_each_kind_takes_every_current_patch(kind: str):
+    """Each kind has a history recorded with both patches, besides older ones."""
+    current = {FOLLOW_UP_PATCH, FRESH_LINKS_PATCH}
+    taken = {p.stem: patches_taken(p) for p in HISTORIES if p.stem.startswith(kind)}
+
+    assert any(current <= patches for patches in taken.values()), taken
+    assert any(not patches for patches in taken.values()), taken
