@@ -8,6 +8,7 @@ provider and the invoice number, so a second upload finds the running dossier.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from dataclasses import asdict, dataclass, field, replace
@@ -19,7 +20,7 @@ import structlog
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import select
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import (
     SearchAttributePair,
     TypedSearchAttributes,
@@ -585,6 +586,28 @@ class IntakeService:
         provider_id = enterprise.digits(note.supplier.enterprise_number or "")
         _check_credit_note_provider(note, provider_id, details)
         handle = self._client.get_workflow_handle(workflow_id(dossier_id))
+        no_dossier = IntakeError(
+            f"credit note {note.number} cancels invoice "
+            f"{note.billing_reference}, but no running dossier has that invoice",
+            [],
+            422,
+        )
+        try:
+            described = await handle.describe()
+        except RPCError as err:
+            raise no_dossier from err
+        digest = hashlib.sha256(data).hexdigest()
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            if await asyncio.to_thread(self._holds, dossier_id, digest):
+                log.info("dossier.credit_note_repeated", dossier_id=dossier_id)
+                return IntakeResult(dossier_id, handle.id, False, None, [], True)
+            raise no_dossier
+        # Kept before the cancel is sent: should the signal fail, the upload
+        # can be repeated, and the note is never missing from a cancelled
+        # dossier's evidence.
+        await asyncio.to_thread(
+            self._keep_credit_note, provider_id, dossier_id, filename, data, note
+        )
         try:
             await handle.signal(
                 DossierWorkflow.cancel,
@@ -595,15 +618,33 @@ class IntakeService:
                 ),
             )
         except RPCError as err:
-            raise IntakeError(
-                f"credit note {note.number} cancels invoice "
-                f"{note.billing_reference}, but no running dossier has that invoice",
-                [],
-                422,
-            ) from err
+            raise no_dossier from err
+        log.info("dossier.credit_note", dossier_id=dossier_id)
+        return IntakeResult(dossier_id, handle.id, False, None, [], cancelled=True)
+
+    def _holds(self, dossier_id: str, digest: str) -> bool:
+        """Whether the dossier's records hold an archived file with this hash."""
+        with self._sessions() as session:
+            found = session.scalar(
+                select(ArchiveItem.key).where(
+                    ArchiveItem.dossier_id == dossier_id, ArchiveItem.sha256 == digest
+                )
+            )
+        return found is not None
+
+    def _keep_credit_note(
+        self,
+        provider_id: str,
+        dossier_id: str,
+        filename: str,
+        data: bytes,
+        note: Invoice,
+    ) -> None:
+        """Archive and record the note as long as the dossier it cancels is kept.
+
+        It sits in the dossier's records, so the evidence shows what ended it.
+        """
         with self._sessions() as session, session.begin():
-            # Kept as long as the dossier it cancels, and in its records, so
-            # the dossier's evidence shows what ended it.
             kept_until = dossier_retention(session, dossier_id) or retention_until(
                 note.issue_date or date.today()
             )
@@ -623,8 +664,6 @@ class IntakeService:
                 name=filename,
                 content_type="application/xml",
             )
-        log.info("dossier.credit_note", dossier_id=dossier_id)
-        return IntakeResult(dossier_id, handle.id, False, None, [], cancelled=True)
 
 
 def _changed_invoice_warning(invoice: Invoice) -> Warning:

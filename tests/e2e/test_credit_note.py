@@ -6,10 +6,12 @@ import uuid
 from datetime import date
 
 import pytest
+from sqlalchemy import select
 
 from activities.dossier import DossierActivities
 from adapters.archive import LocalArchive
 from adapters.mail import OutboxMailer
+from adapters.records import ArchiveItem
 from starter.intake import IntakeError, IntakeService, UploadDetails
 from tests.s3 import assert_every_item_on_s3
 from worker import build_activities, build_worker
@@ -124,3 +126,37 @@ async def test_a_credit_note_is_kept_and_recorded_with_its_dossier_on_s3(
     [recorded] = [item for item in items if item.name == "cn.xml"]
     assert s3_archive.get(recorded.key) == note
     assert recorded.content_type == "application/xml"
+
+
+async def test_the_same_credit_note_again_answers_as_a_repeat(
+    dev_env, settings, session_factory, invoices
+):
+    """Once its dossier is cancelled, the same credit note is a repeat, not a 422.
+
+    A different credit note for that closed dossier is still refused.
+    """
+    number = f"CN-TWICE-{uuid.uuid4().hex[:8]}"
+    intake = IntakeService(
+        settings, dev_env.client, session_factory, LocalArchive(settings.archive_dir)
+    )
+    note = credit_note(invoices, f"CN-{number}", cancels=number)
+    async with build_worker(dev_env.client, settings, build_activities(settings)):
+        started = await intake.submit(
+            invoice(invoices, number), "f.xml", "application/xml", UploadDetails()
+        )
+        first = await intake.submit(note, "cn.xml", "application/xml", UploadDetails())
+        handle = dev_env.client.get_workflow_handle(started.workflow_id)
+        await handle.result()
+        again = await intake.submit(note, "cn.xml", "application/xml", UploadDetails())
+        other = note.replace(b"<cbc:Note>", b"<cbc:Note>tweede ", 1)
+        with pytest.raises(IntakeError, match="no running dossier has that invoice"):
+            await intake.submit(other, "cn2.xml", "application/xml", UploadDetails())
+
+    assert (first.cancelled, again.cancelled) == (True, True)
+    assert again.dossier_id == first.dossier_id
+    with session_factory() as session:
+        names = session.scalars(
+            select(ArchiveItem.name).where(ArchiveItem.dossier_id == first.dossier_id)
+        ).all()
+    assert sum(1 for name in names if name.endswith("cn.xml")) == 1
+    assert not any(name.endswith("cn2.xml") for name in names)
