@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from email import policy
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -95,7 +96,7 @@ async def test_upload_leads_to_a_mail_to_the_client_and_a_record(
     assert row.workflow_id == WORKFLOW_ID
     assert second.status_code == 200
     assert second.json()["workflow_id"] == WORKFLOW_ID
-    attributes = await _search_attributes_when_waiting(dev_env)
+    attributes, row = await _waiting_for_the_application(dev_env, session_factory)
     assert attributes[search.KIND] == "training"
     assert attributes[search.PROVIDER] == "0412345614"
     assert attributes[search.CLIENT] == row.client_enterprise_number
@@ -103,15 +104,17 @@ async def test_upload_leads_to_a_mail_to_the_client_and_a_record(
     assert attributes[search.NEXT_DEADLINE].date() == row.next_deadline
 
 
-async def _search_attributes_when_waiting(dev_env) -> dict:
-    """The workflow's search attributes once it waits for the application."""
+async def _waiting_for_the_application(dev_env, session_factory) -> tuple[dict, Any]:
+    """Search attributes and record once both say the dossier waits to be filed."""
     handle = dev_env.client.get_workflow_handle(WORKFLOW_ID)
     for _ in range(MAIL_WAIT_SECONDS * 10):
         attributes = (await handle.describe()).typed_search_attributes
-        if attributes.get(search.STEP) == "application":
+        with session_factory() as session:
+            row = session.get_one(Dossier, "0412345614-ls-2026-0141")
+        if attributes.get(search.STEP) == "application" and row.next_deadline:
             break
         await asyncio.sleep(0.1)
-    return {pair.key: pair.value for pair in attributes}
+    return {pair.key: pair.value for pair in attributes}, row
 
 
 async def test_cli_uploads_and_reads_status_through_the_running_app(
