@@ -73,9 +73,9 @@ def create_user(
         )
     if role is Role.STAFF and provider_id is not None:
         raise AccountError("a staff account belongs to no provider; leave it out")
-    if role is Role.PROVIDER and (
-        provider_id is None or session.get(Provider, provider_id) is None
-    ):
+    if role is Role.PROVIDER and not provider_id:
+        raise AccountError("a provider account needs its provider's number; give it")
+    if role is Role.PROVIDER and session.get(Provider, provider_id) is None:
         raise AccountError(f"there is no provider '{provider_id}'; give a known one")
     if session.scalar(select(User.user_id).where(User.email == email)) is not None:
         raise AccountError(f"there is already an account for '{email}'")
@@ -92,6 +92,30 @@ def create_user(
     session.add(user)
     session.flush()
     return user
+
+
+def list_users(session: Session) -> list[User]:
+    """Every portal account, staff first, then by provider and email."""
+    query = select(User).order_by(User.role.desc(), User.provider_id, User.email)
+    return list(session.scalars(query))
+
+
+def disable_user(session: Session, email: str) -> bool:
+    """Disable the account of `email` and end its web sessions.
+
+    Returns False when it was disabled already; AccountError when there is
+    no such account. The account stays (its history refers to it).
+    """
+    email = normalise_email(email)
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        raise AccountError(f"there is no account for '{email}'")
+    session.execute(delete(WebSession).where(WebSession.user_id == user.user_id))
+    if user.disabled:
+        return False
+    user.disabled = True
+    session.flush()
+    return True
 
 
 def authenticate(session: Session, email: str, password: str) -> User | None:
