@@ -318,3 +318,20 @@ def test_every_dated_rule_has_a_day_before_and_a_day_of():
         assert rule_on(rule.name, rule.since) == rule, rule.name
         before = rule_on(rule.name, rule.since - timedelta(days=1))
         assert before is None or before.since < rule.since, rule.name
+
+
+def test_dv_number_kind_warns_from_1_april_2016():
+    """A DV.A number on a training warns for a start from 1 Apr 2016, not before."""
+    assert rule_on("dv_number_kind", date(2016, 3, 31)) is None
+    assert rule_on("dv_number_kind", date(2016, 4, 1)).value[Kind.ADVICE] == "DV.A"
+    wrong = invoice(dv_number="DV.A109876")
+    day_before = replace(
+        wrong, period_start=date(2016, 3, 31), period_end=date(2016, 3, 31)
+    )
+    on_day = replace(wrong, period_start=date(2016, 4, 1), period_end=date(2016, 4, 1))
+    today = date(2016, 3, 20)
+
+    assert codes(intake_warnings(day_before, Kind.TRAINING, today)) == []
+    warnings = intake_warnings(on_day, Kind.TRAINING, today)
+    assert codes(warnings) == ["dv_number_wrong_kind"]
+    assert "since 2016-04-01" in warnings[0].rule
