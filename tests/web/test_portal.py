@@ -252,6 +252,35 @@ async def test_wrong_login_says_only_that_email_or_password_is_wrong(
     assert "portal_session" not in response.headers.get("set-cookie", "")
 
 
+async def test_the_eleventh_login_post_in_a_minute_answers_429(portal, app):
+    """Ten login posts a minute per address, then 429, even with the right password.
+
+    Another address is not slowed down by the first one's guessing.
+    """
+    page = await portal.get("/portal/login")
+    form = {
+        "email": A_EMAIL,
+        "password": "wrong password!",
+        "csrf_token": csrf_of(page),
+    }
+
+    answers = [
+        (await portal.post("/portal/login", data=form)).status_code for _ in range(10)
+    ]
+    blocked = await portal.post("/portal/login", data={**form, "password": PASSWORD})
+
+    assert answers == [400] * 10
+    assert blocked.status_code == 429
+    assert blocked.headers["retry-after"] == "60"
+    assert "wait a minute" in blocked.text
+    assert "portal_session" not in blocked.headers.get("set-cookie", "")
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver"
+    ) as elsewhere:
+        assert (await log_in(elsewhere, A_EMAIL)).status_code == 303
+
+
 async def test_logs_of_a_login_hold_no_email_or_password(portal):
     """Login events carry the user id only: no address, password or token."""
     with capture_logs() as logs:
