@@ -215,3 +215,68 @@ async def test_unknown_route_answers_json_404(api):
 
     assert response.status_code == 404
     assert response.json() == {"error": "Not Found", "problems": []}
+
+
+# --- PDF invoices: their fields come with the upload --------------------------
+
+PDF_INVOICE = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
+PDF_FIELDS = {
+    "number": "API-PDF-1",
+    "issue_date": "2026-11-20",
+    "period_start": "08/12/2026",
+    "period_end": "2026-12-08",
+    "supplier_enterprise_number": "BE0412345614",
+    "supplier_name": "Leerhuis Schelde BV",
+    "customer_enterprise_number": "0511.223.355",
+    "customer_name": "Bakkerij Peeters BV",
+    "contact_name": "An Peeters",
+    "contact_email": "an.peeters@bakkerij-peeters.example",
+    "contact_phone": "+32 15 00 00 01",
+    "dv_number": "DV O 214567",
+    "participants": "1",
+    "total_excl_vat": "395,00",
+}
+
+
+async def upload_pdf(api: httpx.AsyncClient, fields: dict[str, str], **form):
+    files = {"invoice": ("factuur.pdf", PDF_INVOICE, "application/pdf")}
+    data = {f"field_{key}": value for key, value in fields.items()} | form
+    return await api.post("/api/dossiers", files=files, data=data)
+
+
+async def test_pdf_invoice_with_its_fields_starts_an_open_training(
+    api, session_factory
+):
+    """A PDF with field_<key> form fields is an open training of one: fee 75."""
+    response = await upload_pdf(api, PDF_FIELDS)
+
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["dossier_id"] == "0412345614-api-pdf-1"
+    assert answer["fee"]["total_excl_vat"] == "75.00"
+    assert [line["label"] for line in answer["fee"]["lines"]] == [
+        "dossier",
+        "participant",
+    ]
+    row = (await api.get("/api/dossiers/0412345614-api-pdf-1")).json()["record"]
+    assert (row["kind"], row["invoice_number"]) == ("training", "API-PDF-1")
+    assert row["client"]["name"] == "Bakkerij Peeters BV"
+
+
+async def test_pdf_invoice_with_missing_fields_answers_422_naming_each(
+    api, session_factory
+):
+    """Without number, client email and DV number: 422 listing those three."""
+    missing = ("number", "contact_email", "dv_number")
+    fields = {k: v for k, v in PDF_FIELDS.items() if k not in missing}
+
+    response = await upload_pdf(api, fields)
+
+    assert response.status_code == 422
+    problems = response.json()["problems"]
+    assert sorted(p["code"] for p in problems) == [
+        "missing_client_email",
+        "missing_dv_number",
+        "missing_number",
+    ]
+    assert (await api.get("/api/dossiers")).json()["dossiers"] == []
