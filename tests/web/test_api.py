@@ -280,3 +280,20 @@ async def test_pdf_invoice_with_missing_fields_answers_422_naming_each(
         "missing_number",
     ]
     assert (await api.get("/api/dossiers")).json()["dossiers"] == []
+
+
+async def test_pdf_invoice_without_any_field_answers_422_listing_them(api):
+    """A bare PDF cannot start: 422 saying which fields to give, each named."""
+    response = await upload_pdf(api, {})
+
+    assert response.status_code == 422
+    answer = response.json()
+    assert "factuur.pdf is a PDF invoice: give its fields at upload" in answer["error"]
+    assert [p["code"] for p in answer["problems"]] == [
+        "missing_number",
+        "missing_period_start",
+        "missing_provider_enterprise_number",
+        "missing_client_enterprise_number",
+        "missing_client_email",
+        "missing_dv_number",
+    ]
