@@ -79,19 +79,26 @@ def inspect(
         str | None, typer.Option(help="The client's email.")
     ] = None,
     language: Annotated[str | None, typer.Option(help="nl, fr or en.")] = None,
+    field: Annotated[
+        list[str],
+        typer.Option(help="A PDF invoice field as key=value; repeatable."),
+    ] = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Read, check and price an invoice; no dossier is started, nothing is stored.
 
-    Exit 0 when a dossier could start, 1 when the invoice has errors, 2 when
-    the file cannot be read as an invoice.
+    Exit 0 when a dossier could start, 1 when the invoice has errors (a PDF
+    invoice: fields missing), 2 when the file cannot be read as an invoice.
     """
     from kmo.invoice import InvoiceRejected
     from starter.intake import IntakeError, prepare, prepared_to_json
-    from web.forms import FormError, build_details
+    from web.forms import FormError, build_details, parse_field
 
     try:
         details = build_details(
-            participants=participant, client_email=client_email, language=language
+            participants=participant,
+            client_email=client_email,
+            language=language,
+            fields=dict(parse_field(text) for text in field),
         )
     except FormError as error:
         _fail(str(error), EXIT_UNUSABLE, json_output)
@@ -100,7 +107,8 @@ def inspect(
     try:
         prepared = prepare(data, file.name, details)
     except IntakeError as error:
-        _fail(error.message, EXIT_UNUSABLE, json_output, error.problems)
+        code = EXIT_REFUSED if error.status_code == 422 else EXIT_UNUSABLE
+        _fail(error.message, code, json_output, error.problems)
     except InvoiceRejected as error:
         _fail(str(error), EXIT_UNUSABLE, json_output)
     except Exception as error:  # a reader bug must still not print a traceback
