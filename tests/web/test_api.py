@@ -13,10 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 
 from adapters.archive import LocalArchive
+from adapters.records import Dossier
 from kmo.invoice import MAX_INVOICE_BYTES
+from tests.hostile import SQL_DROP, SQL_OR, VERBATIM, tables_intact
 from web.app import create_app
+from workflows.messages import DossierInput
 
 OPEN_TRAINING = "training-open-1p.xml"
 CLIENT_EMAIL = (
@@ -297,3 +301,64 @@ async def test_pdf_invoice_without_any_field_answers_422_listing_them(api):
         "missing_client_email",
         "missing_dv_number",
     ]
+
+
+# --- hostile text in the form fields ----------------------------------------
+
+
+async def started_input(dev_env, workflow_id: str) -> DossierInput:
+    """The dossier input a workflow was started with, read from its history."""
+    handle = dev_env.client.get_workflow_handle(workflow_id)
+    async for event in handle.fetch_history_events():
+        started = event.workflow_execution_started_event_attributes
+        [dossier] = await dev_env.client.data_converter.decode(
+            started.input.payloads, [DossierInput]
+        )
+        return dossier
+    raise AssertionError(f"no history for {workflow_id}")
+
+
+@pytest.mark.parametrize("text", VERBATIM, ids=["drop-table", "or-1-1", "unicode"])
+async def test_sql_and_unicode_in_form_fields_are_kept_verbatim(
+    api, invoices: Path, dev_env, session_factory, text
+):
+    """Participants, contact name and phone reach the dossier as typed."""
+    number = f"API-HOSTILE-{VERBATIM.index(text)}"
+    response = await upload(
+        api,
+        open_training(invoices, number),
+        participants=[f"{text} <an@bakkerij-peeters.example>", text],
+        client_contact_name=text,
+        client_phone=text,
+    )
+
+    assert response.status_code == 201, response.text
+    dossier = await started_input(dev_env, response.json()["workflow_id"])
+    assert [(p.name, p.email) for p in dossier.participants] == [
+        (text, "an@bakkerij-peeters.example"),
+        (text, None),
+    ]
+    assert (dossier.client.contact_name, dossier.client.phone) == (text, text)
+    assert tables_intact(session_factory.kw["bind"])
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 1
+
+
+@pytest.mark.parametrize(
+    "email",
+    [SQL_DROP, SQL_OR, f"{SQL_OR}@x.example", "an@x'; DROP TABLE dossiers; --"],
+)
+async def test_sql_in_the_client_email_is_refused_with_422(
+    api, invoices: Path, session_factory, email
+):
+    """An email that is no address answers 422 naming the field; nothing stored."""
+    response = await upload(
+        api, open_training(invoices, "API-BAD-EMAIL"), client_email=email
+    )
+
+    assert response.status_code == 422, response.text
+    problems = response.json()["problems"]
+    assert [p["code"] for p in problems] == ["invalid_client_email"]
+    assert tables_intact(session_factory.kw["bind"])
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 0
