@@ -22,6 +22,7 @@ LANGUAGES = ("nl", "fr", "en")
 _PARTICIPANT = re.compile(
     r"^\s*(?P<name>[^<>]+?)\s*(?:<(?P<email>[^<>\s]+@[^<>\s]+)>)?\s*$"
 )
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE = {"1", "true", "yes", "on", "ja"}
 _FALSE = {"0", "false", "no", "off", "nee"}
 
@@ -167,6 +168,15 @@ def build_details(
             problems.extend(error.problems)
             return None
 
+    problems += _control_characters(
+        {
+            "provider": provider,
+            "client_email": client_email,
+            "client_phone": client_phone,
+            "client_contact_name": client_contact_name,
+            **{FIELD_PREFIX + key: value for key, value in (fields or {}).items()},
+        }
+    )
     details = UploadDetails(
         provider_id=_blank_to_none(provider),
         participants=attempt(parse_participants, participants) or [],
@@ -182,9 +192,29 @@ def build_details(
         ],
         fields=dict(fields or {}),
     )
+    named = " ".join(f"{p.name} {p.email or ''}" for p in details.participants)
+    problems += _control_characters({"participants": named})
     if problems:
         raise FormError(problems)
     return details
+
+
+def _control_characters(values: dict[str, str | None]) -> list[Problem]:
+    """A problem per field holding a control character (NUL, CR, LF, ...).
+
+    No name, phone or address has one; in a mail header CR and LF would start
+    a header of their own, and PostgreSQL stores no NUL in text.
+    """
+    return [
+        Problem(
+            "control_character",
+            field,
+            f"{field} contains a control character (such as NUL or a line "
+            "break); remove it",
+        )
+        for field, value in values.items()
+        if isinstance(value, str) and _CONTROL.search(value)
+    ]
 
 
 def details_from_form(form) -> UploadDetails:

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from adapters.archive import LocalArchive
 from adapters.records import Dossier
 from kmo.invoice import MAX_INVOICE_BYTES
-from tests.hostile import SQL_DROP, SQL_OR, VERBATIM, tables_intact
+from tests.hostile import NUL, SQL_DROP, SQL_OR, VERBATIM, tables_intact
 from web.app import create_app
 from workflows.messages import DossierInput
 
@@ -360,5 +360,31 @@ async def test_sql_in_the_client_email_is_refused_with_422(
     problems = response.json()["problems"]
     assert [p["code"] for p in problems] == ["invalid_client_email"]
     assert tables_intact(session_factory.kw["bind"])
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 0
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"participants": f"{NUL} <an@bakkerij-peeters.example>"}, "participants"),
+        ({"participants": "An <an\x00@bakkerij-peeters.example>"}, "participants"),
+        ({"client_contact_name": NUL}, "client_contact_name"),
+        ({"client_phone": "+32\x00 15"}, "client_phone"),
+        ({"client_email": "an\x00@bakkerij-peeters.example"}, "client_email"),
+        ({"participants": "An\r\nBcc: x@evil.example"}, "participants"),
+    ],
+    ids=["participant-name", "participant-email", "contact", "phone", "email", "crlf"],
+)
+async def test_control_characters_in_form_fields_are_refused_with_422(
+    api, invoices: Path, session_factory, form, field
+):
+    """NUL, CR and LF fit in no name, phone or address (nor in PostgreSQL text)."""
+    response = await upload(api, open_training(invoices, "API-NUL"), **form)
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["problems"]
+    assert (problem["code"], problem["field"]) == ("control_character", field)
+    assert "contains a control character" in problem["message"]
     with session_factory() as session:
         assert session.scalar(select(func.count()).select_from(Dossier)) == 0
