@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import func, select
 from structlog.testing import capture_logs
 
 from adapters.archive import LocalArchive
@@ -29,6 +29,15 @@ from adapters.records import (
     User,
     WebSession,
     record_archived,
+)
+from tests.hostile import (
+    NUL,
+    SCRIPT,
+    SQL_DROP,
+    SQL_OR,
+    TEMPLATE,
+    UNICODE,
+    tables_intact,
 )
 from web import auth
 from web.app import create_app
@@ -279,6 +288,28 @@ async def test_the_eleventh_login_post_in_a_minute_answers_429(portal, app):
         transport=transport, base_url="http://testserver"
     ) as elsewhere:
         assert (await log_in(elsewhere, A_EMAIL)).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "email",
+    [SQL_DROP, SQL_OR, f"{SQL_OR}@x.example", UNICODE, NUL, SCRIPT + TEMPLATE],
+    ids=["drop-table", "or-1-1", "or-1-1-address", "unicode", "nul", "markup"],
+)
+async def test_hostile_login_emails_are_a_wrong_login_and_change_nothing(
+    portal, records, email
+):
+    """SQL, NUL, unicode or markup as e-mail: 400 wrong login, escaped, tables kept."""
+    response = await log_in(portal, email)
+
+    assert response.status_code == 400
+    assert "e-mail or password is wrong" in response.text
+    assert "portal_session" not in response.headers.get("set-cookie", "")
+    assert "<script>" not in response.text
+    assert "49" not in response.text
+    assert tables_intact(records.kw["bind"])
+    with records() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 3
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 3
 
 
 async def test_logs_of_a_login_hold_no_email_or_password(portal):
