@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from adapters.records import ArchiveItem, Dossier, Provider, User, WebSession, u
 SESSION_LIFETIME = timedelta(hours=8)
 MIN_PASSWORD_LENGTH = 12
 WRONG_LOGIN = "e-mail or password is wrong"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # NUL, line breaks: in no address
 
 # Argon2id with the library's defaults (RFC 9106's low-memory profile); tests
 # swap in cheaper parameters, which `authenticate` then upgrades on login.
@@ -65,7 +67,7 @@ def create_user(
     """Add a portal account; a provider user belongs to a known provider."""
     email = normalise_email(email)
     role = Role(role)
-    if "@" not in email.strip("@"):
+    if "@" not in email.strip("@") or _CONTROL.search(email):
         raise AccountError(f"'{email}' is not an e-mail address")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(
@@ -125,7 +127,9 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     answer's timing does not tell which accounts exist.
     """
     hasher = PASSWORD_HASHER
-    user = session.scalar(select(User).where(User.email == normalise_email(email)))
+    user = None
+    if not _CONTROL.search(email):  # no account has one; PostgreSQL takes no NUL
+        user = session.scalar(select(User).where(User.email == normalise_email(email)))
     stored = user.password_hash if user is not None else _unknown_user_hash(hasher)
     try:
         hasher.verify(stored, password)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 from structlog.testing import capture_logs
 
 from adapters.archive import LocalArchive
@@ -28,7 +29,10 @@ from adapters.records import (
     TimelineEvent,
     User,
     WebSession,
+    make_engine,
+    make_session_factory,
     record_archived,
+    upgrade_database,
 )
 from tests.hostile import (
     NUL,
@@ -310,6 +314,28 @@ async def test_hostile_login_emails_are_a_wrong_login_and_change_nothing(
     with records() as session:
         assert session.scalar(select(func.count()).select_from(User)) == 3
         assert session.scalar(select(func.count()).select_from(Dossier)) == 3
+
+
+@pytest.mark.postgres
+def test_a_nul_in_the_login_email_is_a_wrong_login_on_postgresql(tmp_path):
+    """PostgreSQL stores no NUL in text: asking for one must not fail the login."""
+    server = "postgresql+psycopg://postgres@127.0.0.1:5432"
+    name = f"dossier_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{server}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade_database(f"{server}/{name}")
+        engine = make_engine(f"{server}/{name}")
+        with make_session_factory(engine).begin() as session:
+            assert authenticate(session, f"an{NUL}@a.example", PASSWORD) is None
+            with pytest.raises(AccountError, match="is not an e-mail address"):
+                create_user(session, f"an{NUL}@a.example", PASSWORD, "staff")
+        engine.dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 async def test_logs_of_a_login_hold_no_email_or_password(portal):
