@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from adapters.records import Provider, User, WebSession
 from starter.cli import PASSWORD_ENV, app
+from tests.hostile import NUL, tables_intact
 from web import auth
 
 runner = CliRunner()
@@ -280,3 +281,22 @@ def test_disable_of_an_unknown_account_exits_1(with_provider):
 
     assert result.exit_code == 1
     assert "dossier: there is no account for 'nobody@a.example'" in result.stderr
+
+
+def test_an_email_like_an_injection_is_stored_as_text(with_provider):
+    """Quotes and comment markers in an address are kept; the tables stay."""
+    email = "o'brien'; drop table users; --@x.example"
+
+    result = add(email, "--role", "staff")
+
+    assert result.exit_code == 0, result.output
+    assert [u.email for u in users(with_provider)] == [email]
+    assert tables_intact(with_provider.kw["bind"])
+
+
+def test_an_email_with_a_nul_exits_1(with_provider):
+    result = add(f"an{NUL}@a.example", "--role", "staff")
+
+    assert result.exit_code == 1
+    assert "is not an e-mail address" in result.stderr
+    assert users(with_provider) == []
