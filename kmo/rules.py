@@ -44,6 +44,9 @@ RULES: tuple[Rule, ...] = (
          "advice may not be invoiced before it is delivered"),
     Rule("related_parties", date(2016, 4, 1), True,
          "the provider must refuse an application of a related company"),
+    Rule("dv_number_kind", date(2016, 4, 1),
+         {Kind.TRAINING: "DV.O", Kind.ADVICE: "DV.A"},
+         "training needs a DV.O number, advice a DV.A number"),
     Rule("subsidy_rate", date(2019, 12, 1),
          {"small": Decimal("0.30"), "medium": Decimal("0.20")},
          "subsidy: small enterprise 30 %, medium 20 % of the project excl. VAT"),
@@ -115,7 +118,7 @@ def intake_warnings(invoice: Invoice, kind: Kind, today: date) -> list[Warning]:
         _below_minimum(invoice, kind, start),
         _excluded_topic(invoice, start),
         _same_company(invoice, start),
-        _dv_kind(invoice, kind),
+        _dv_kind(invoice, kind, start),
     )
     return [w for w in checks if w is not None]
 
@@ -265,12 +268,13 @@ def _same_company(invoice: Invoice, start: date) -> Warning | None:
     return None
 
 
-def _dv_kind(invoice: Invoice, kind: Kind) -> Warning | None:
+def _dv_kind(invoice: Invoice, kind: Kind, start: date) -> Warning | None:
+    rule = rule_on("dv_number_kind", start)
     dv = invoice.dv_number or ""
-    expected = "DV.O" if kind == Kind.TRAINING else "DV.A"
+    if rule is None:
+        return None
+    expected = rule.value[kind]
     if dv and not dv.startswith(expected):
-        rule = Rule("dv_number", date(2016, 4, 1), None,
-                    "training needs a DV.O number, advice a DV.A number")  # fmt: skip
         return _warn(
             "dv_number_wrong_kind",
             f"{dv} is not a number for {kind.value} ({expected}…)",

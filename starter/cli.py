@@ -3,7 +3,8 @@
 `inspect` reads an invoice on this machine and touches nothing else. `upload`,
 `status` and `list` talk to the running web app over HTTP, so they need no
 database or Temporal connection of their own. `dev`, `worker` and `web` run
-the service.
+the service. `user`, `statement`, `export` and `listing` work on the database
+of DOSSIER_DATABASE_URL directly.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mimetypes
+import os
 import re
 import signal
 import sys
@@ -18,6 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -77,19 +80,26 @@ def inspect(
         str | None, typer.Option(help="The client's email.")
     ] = None,
     language: Annotated[str | None, typer.Option(help="nl, fr or en.")] = None,
+    field: Annotated[
+        list[str],
+        typer.Option(help="A PDF invoice field as key=value; repeatable."),
+    ] = [],  # noqa: B006 - typer reads the default
 ) -> None:
     """Read, check and price an invoice; no dossier is started, nothing is stored.
 
-    Exit 0 when a dossier could start, 1 when the invoice has errors, 2 when
-    the file cannot be read as an invoice.
+    Exit 0 when a dossier could start, 1 when the invoice has errors (a PDF
+    invoice: fields missing), 2 when the file cannot be read as an invoice.
     """
     from kmo.invoice import InvoiceRejected
     from starter.intake import IntakeError, prepare, prepared_to_json
-    from web.forms import FormError, build_details
+    from web.forms import FormError, build_details, parse_field
 
     try:
         details = build_details(
-            participants=participant, client_email=client_email, language=language
+            participants=participant,
+            client_email=client_email,
+            language=language,
+            fields=dict(parse_field(text) for text in field),
         )
     except FormError as error:
         _fail(str(error), EXIT_UNUSABLE, json_output)
@@ -98,7 +108,8 @@ def inspect(
     try:
         prepared = prepare(data, file.name, details)
     except IntakeError as error:
-        _fail(error.message, EXIT_UNUSABLE, json_output, error.problems)
+        code = EXIT_REFUSED if error.status_code == 422 else EXIT_UNUSABLE
+        _fail(error.message, code, json_output, error.problems)
     except InvoiceRejected as error:
         _fail(str(error), EXIT_UNUSABLE, json_output)
     except Exception as error:  # a reader bug must still not print a traceback
@@ -591,6 +602,126 @@ def statement(
     if pdf_file is not None:
         pdf_file.write_bytes(statement_pdf(made))
         typer.echo(f"PDF written to {pdf_file}")
+
+
+# --- portal accounts -----------------------------------------------------
+
+user_app = typer.Typer(
+    help="Portal accounts: add, list and disable them.", no_args_is_help=True
+)
+app.add_typer(user_app, name="user")
+
+PASSWORD_ENV = "DOSSIER_USER_PASSWORD"  # noqa: S105 - the variable's name
+
+
+class AccountRole(StrEnum):
+    PROVIDER = "provider"
+    STAFF = "staff"
+
+
+@user_app.command("add")
+def user_add(
+    email: Annotated[str, typer.Argument(help="The account's e-mail address.")],
+    role: Annotated[
+        AccountRole,
+        typer.Option(help="provider (sees its own provider's dossiers) or staff."),
+    ],
+    provider: Annotated[
+        str | None,
+        typer.Option(help="A provider account's enterprise number."),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help=f"Read the password from the first line of stdin (scripts); "
+            f"else from ${PASSWORD_ENV}, else a hidden prompt asked twice.",
+        ),
+    ] = False,
+) -> None:
+    """Add a portal account; the password is never a command-line argument."""
+    from kmo import enterprise
+    from web.auth import AccountError, create_user
+
+    password = _new_password(password_stdin)
+    provider_id = enterprise.digits(provider) if provider is not None else None
+    try:
+        with _migrated_records(Settings(), write=True) as session:
+            user = create_user(session, email, password, role.value, provider_id)
+            email, provider_id = user.email, user.provider_id
+    except AccountError as error:
+        _fail(str(error), EXIT_REFUSED)
+    owner = f" of provider {provider_id}" if provider_id else ""
+    typer.echo(f"added {role.value} account {email}{owner}")
+
+
+def _new_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+@user_app.command("list")
+def user_list(json_output: JsonOutput = False) -> None:
+    """Every portal account: e-mail, role, provider, created, enabled or not."""
+    from web.auth import list_users
+
+    with _migrated_records(Settings()) as session:
+        rows = [
+            {
+                "email": user.email,
+                "role": user.role,
+                "provider_id": user.provider_id,
+                "created_at": user.created_at.isoformat(timespec="seconds"),
+                "disabled": user.disabled,
+            }
+            for user in list_users(session)
+        ]
+    if json_output:
+        _print_json({"users": rows})
+        return
+    if not rows:
+        typer.echo("No accounts yet; add one with `dossier user add`.")
+        return
+    typer.echo(f"{'e-mail':<40} {'role':<9} {'provider':<11} {'created':<20} state")
+    for row in rows:
+        typer.echo(
+            f"{row['email']:<40} {row['role']:<9} {row['provider_id'] or '-':<11} "
+            f"{row['created_at'][:19]:<20} "
+            f"{'disabled' if row['disabled'] else 'enabled'}"
+        )
+
+
+@user_app.command("disable")
+def user_disable(
+    email: Annotated[str, typer.Argument(help="The account's e-mail address.")],
+) -> None:
+    """Disable an account and end its sessions; it can no longer log in."""
+    from web.auth import AccountError, disable_user, normalise_email
+
+    try:
+        with _migrated_records(Settings(), write=True) as session:
+            changed = disable_user(session, email)
+    except AccountError as error:
+        _fail(str(error), EXIT_REFUSED)
+    state = "disabled" if changed else "was already disabled"
+    typer.echo(f"{normalise_email(email)} {state}; its sessions are ended")
+
+
+@contextmanager
+def _migrated_records(settings: Settings, *, write: bool = False) -> Iterator[Any]:
+    """`_records` after the migrations, committed at the end when `write`."""
+    from adapters.records import upgrade_database
+
+    upgrade_database(settings.database_url)
+    with _records(settings) as session:
+        if not write:
+            yield session
+            return
+        with session.begin():
+            yield session
 
 
 # --- running the service -------------------------------------------------

@@ -171,7 +171,7 @@ def _read(data: bytes, filename: str, details: UploadDetails) -> Invoice:
             raise IntakeError(
                 f"{filename} is a PDF invoice: give its fields at upload "
                 "(number, dates, enterprise numbers, DV number, client email)",
-                [],
+                ubl.invoice_from_fields({}).errors,  # each field still to give
                 422,
             )
         return ubl.invoice_from_fields(details.fields)

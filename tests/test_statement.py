@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from markupsafe import escape
 from typer.testing import CliRunner
 
 from adapters.records import Dossier, save_dossier
@@ -21,6 +22,7 @@ from starter.statement import (
     statement_html,
     statement_pdf,
 )
+from tests.hostile import SCRIPT, SQL_DROP, TEMPLATE
 
 FIXTURES = Path(__file__).parent / "fixtures" / "invoices"
 LEERHUIS = "0412345614"  # Leerhuis Schelde BV: the two training fixtures
@@ -202,3 +204,26 @@ def test_dossier_rows_keep_their_fee_from_intake(three_under_leerhuis):
             Decimal("600.00"),
             Decimal("126.00"),
         )
+
+
+def test_markup_and_template_syntax_in_names_stay_text_on_the_pdf(session_factory):
+    """A provider and client named with <script> and {{ 7*7 }}: escaped, not run."""
+    hostile = SCRIPT + TEMPLATE
+    training = fixture_dossier("training-open-1p.xml")
+    training = replace(
+        training,
+        provider=replace(training.provider, name=f"{hostile} {SQL_DROP}"),
+        client=replace(training.client, name=hostile),
+    )
+    record(session_factory, training, datetime(2026, 12, 1, 8, tzinfo=UTC))
+    statement = statement_of(session_factory, LEERHUIS)
+
+    html = statement_html(statement)
+
+    assert statement.provider_name == f"{hostile} {SQL_DROP}"
+    assert SCRIPT not in html
+    assert f"<p>{escape(statement.provider_name)} ({LEERHUIS})<br>" in html
+    assert f"<td>{escape(hostile)}</td>" in html
+    assert "{{ 7*7 }}" in html  # as text: the template did not run it
+    assert statement_pdf(statement).startswith(b"%PDF-")
+    assert statement_csv(statement).splitlines()[1].split(",")[2] == hostile

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import uuid
 from datetime import datetime, timedelta
@@ -33,6 +34,7 @@ from adapters.records import ArchiveItem, Dossier, Provider, User, WebSession, u
 SESSION_LIFETIME = timedelta(hours=8)
 MIN_PASSWORD_LENGTH = 12
 WRONG_LOGIN = "e-mail or password is wrong"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # NUL, line breaks: in no address
 
 # Argon2id with the library's defaults (RFC 9106's low-memory profile); tests
 # swap in cheaper parameters, which `authenticate` then upgrades on login.
@@ -65,7 +67,7 @@ def create_user(
     """Add a portal account; a provider user belongs to a known provider."""
     email = normalise_email(email)
     role = Role(role)
-    if "@" not in email.strip("@"):
+    if "@" not in email.strip("@") or _CONTROL.search(email):
         raise AccountError(f"'{email}' is not an e-mail address")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise AccountError(
@@ -73,9 +75,9 @@ def create_user(
         )
     if role is Role.STAFF and provider_id is not None:
         raise AccountError("a staff account belongs to no provider; leave it out")
-    if role is Role.PROVIDER and (
-        provider_id is None or session.get(Provider, provider_id) is None
-    ):
+    if role is Role.PROVIDER and not provider_id:
+        raise AccountError("a provider account needs its provider's number; give it")
+    if role is Role.PROVIDER and session.get(Provider, provider_id) is None:
         raise AccountError(f"there is no provider '{provider_id}'; give a known one")
     if session.scalar(select(User.user_id).where(User.email == email)) is not None:
         raise AccountError(f"there is already an account for '{email}'")
@@ -94,6 +96,30 @@ def create_user(
     return user
 
 
+def list_users(session: Session) -> list[User]:
+    """Every portal account, staff first, then by provider and email."""
+    query = select(User).order_by(User.role.desc(), User.provider_id, User.email)
+    return list(session.scalars(query))
+
+
+def disable_user(session: Session, email: str) -> bool:
+    """Disable the account of `email` and end its web sessions.
+
+    Returns False when it was disabled already; AccountError when there is
+    no such account. The account stays (its history refers to it).
+    """
+    email = normalise_email(email)
+    user = session.scalar(select(User).where(User.email == email))
+    if user is None:
+        raise AccountError(f"there is no account for '{email}'")
+    session.execute(delete(WebSession).where(WebSession.user_id == user.user_id))
+    if user.disabled:
+        return False
+    user.disabled = True
+    session.flush()
+    return True
+
+
 def authenticate(session: Session, email: str, password: str) -> User | None:
     """The enabled user with this email and password, or None.
 
@@ -101,7 +127,9 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     answer's timing does not tell which accounts exist.
     """
     hasher = PASSWORD_HASHER
-    user = session.scalar(select(User).where(User.email == normalise_email(email)))
+    user = None
+    if not _CONTROL.search(email):  # no account has one; PostgreSQL takes no NUL
+        user = session.scalar(select(User).where(User.email == normalise_email(email)))
     stored = user.password_hash if user is not None else _unknown_user_hash(hasher)
     try:
         hasher.verify(stored, password)

@@ -274,6 +274,8 @@ def build_details(
         ],
         fields=dict(fields or {}),
     )
+    for participant in details.participants:  # a JSON list's emails too
+        attempt(check_text, participant.email, "participants", "a participant's email")
     if problems:
         raise FormError(problems)
     return details

@@ -205,3 +205,133 @@ def test_cap_counts_only_the_dossiers_of_that_calendar_year():
 def test_cap_does_not_apply_before_2020():
     """In 2019 there was no annual cap to exceed."""
     assert annual_cap_warning([(2019, Decimal("9000.00"))], 2019) is None
+
+
+# --- the rules of the 2016 reform and of 1 July 2013: day before and day of ---
+
+
+def test_application_and_deposit_deadlines_hold_from_1_april_2016():
+    """14 days to apply and 30 to deposit from 1 Apr 2016; none the day before."""
+    for name, days in [
+        ("application_deadline_days", 14),
+        ("deposit_deadline_days", 30),
+    ]:
+        assert rule_on(name, date(2016, 3, 31)) is None
+        assert rule_on(name, date(2016, 4, 1)).value == days
+
+
+def test_application_deadline_warns_from_a_start_on_1_april_2016():
+    """A start on 31 Mar 2016 has no deadline to warn of; one on 1 Apr 2016 has."""
+    day_before = invoice(
+        issue_date=date(2016, 3, 31),
+        period_start=date(2016, 3, 31),
+        period_end=date(2016, 3, 31),
+    )
+    on_day = replace(
+        day_before,
+        issue_date=date(2016, 4, 1),
+        period_start=date(2016, 4, 1),
+        period_end=date(2016, 4, 1),
+    )
+    later = date(2016, 6, 1)
+
+    assert codes(intake_warnings(day_before, Kind.TRAINING, later)) == []
+    warnings = intake_warnings(on_day, Kind.TRAINING, later)
+    assert codes(warnings) == ["application_deadline_passed"]
+    assert "(2016-04-15)" in warnings[0].message
+    assert "since 2016-04-01" in warnings[0].rule
+
+
+def test_minimum_project_holds_from_1_april_2016():
+    """EUR 99.99 of training is below the minimum from 1 Apr 2016, not on 31 Mar."""
+    assert rule_on("minimum_project", date(2016, 3, 31)) is None
+    assert rule_on("minimum_project", date(2016, 4, 1)).value == {
+        Kind.TRAINING: Decimal("100"),
+        Kind.ADVICE: Decimal("500"),
+    }
+    small = invoice(total_excl_vat=Decimal("99.99"))
+    day_before = replace(
+        small, period_start=date(2016, 3, 31), period_end=date(2016, 3, 31)
+    )
+    on_day = replace(small, period_start=date(2016, 4, 1), period_end=date(2016, 4, 1))
+    today = date(2016, 3, 20)  # before both starts: no deadline warning
+
+    assert codes(intake_warnings(day_before, Kind.TRAINING, today)) == []
+    assert codes(intake_warnings(on_day, Kind.TRAINING, today)) == ["below_minimum"]
+
+
+def test_same_company_warns_from_1_april_2016():
+    """The related-parties rule: the same enterprise number warns from 1 Apr 2016."""
+    assert rule_on("related_parties", date(2016, 3, 31)) is None
+    assert rule_on("related_parties", date(2016, 4, 1)).value is True
+    same = invoice(customer=Party(name="P", enterprise_number="0412.345.614"))
+    day_before = replace(
+        same, period_start=date(2016, 3, 31), period_end=date(2016, 3, 31)
+    )
+    on_day = replace(same, period_start=date(2016, 4, 1), period_end=date(2016, 4, 1))
+    today = date(2016, 3, 20)
+
+    assert codes(intake_warnings(day_before, Kind.TRAINING, today)) == []
+    assert codes(intake_warnings(on_day, Kind.TRAINING, today)) == ["same_company"]
+
+
+def test_catering_maximum_holds_from_1_april_2016():
+    """EUR 25 per person per day from 1 Apr 2016 (the reform's date); none before."""
+    assert rule_on("catering_max_per_person_day", date(2016, 3, 31)) is None
+    assert rule_on("catering_max_per_person_day", date(2016, 4, 1)).value == Decimal(
+        "25"
+    )
+
+
+def test_advice_after_delivery_holds_from_1_july_2013():
+    """An advice invoiced before its end warns when invoiced from 1 Jul 2013 on."""
+    assert rule_on("advice_after_delivery", date(2013, 6, 30)) is None
+    assert rule_on("advice_after_delivery", date(2013, 7, 1)).value is True
+    early = invoice(
+        dv_number="DV.A109876",
+        period_start=date(2013, 6, 1),
+        period_end=date(2013, 9, 30),
+        total_excl_vat=Decimal("5000"),
+        lines=[InvoiceLine("1", "Cybersecurity advies")],
+    )
+    day_before = replace(early, issue_date=date(2013, 6, 30))
+    on_day = replace(early, issue_date=date(2013, 7, 1))
+    today = date(2013, 6, 2)
+
+    assert codes(intake_warnings(day_before, Kind.ADVICE, today)) == []
+    warnings = intake_warnings(on_day, Kind.ADVICE, today)
+    assert codes(warnings) == ["advice_invoiced_before_delivery"]
+    assert "since 2013-07-01" in warnings[0].rule
+
+
+def test_every_dated_rule_has_a_day_before_and_a_day_of():
+    """Each entry of RULES is in force on its date and, for its first, not before.
+
+    A later entry of a rule replaces the earlier one from its own date, so
+    the day before a later entry gives the earlier value.
+    """
+    from datetime import timedelta
+
+    from kmo.rules import RULES
+
+    for rule in RULES:
+        assert rule_on(rule.name, rule.since) == rule, rule.name
+        before = rule_on(rule.name, rule.since - timedelta(days=1))
+        assert before is None or before.since < rule.since, rule.name
+
+
+def test_dv_number_kind_warns_from_1_april_2016():
+    """A DV.A number on a training warns for a start from 1 Apr 2016, not before."""
+    assert rule_on("dv_number_kind", date(2016, 3, 31)) is None
+    assert rule_on("dv_number_kind", date(2016, 4, 1)).value[Kind.ADVICE] == "DV.A"
+    wrong = invoice(dv_number="DV.A109876")
+    day_before = replace(
+        wrong, period_start=date(2016, 3, 31), period_end=date(2016, 3, 31)
+    )
+    on_day = replace(wrong, period_start=date(2016, 4, 1), period_end=date(2016, 4, 1))
+    today = date(2016, 3, 20)
+
+    assert codes(intake_warnings(day_before, Kind.TRAINING, today)) == []
+    warnings = intake_warnings(on_day, Kind.TRAINING, today)
+    assert codes(warnings) == ["dv_number_wrong_kind"]
+    assert "since 2016-04-01" in warnings[0].rule

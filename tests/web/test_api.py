@@ -18,7 +18,9 @@ from sqlalchemy import func, select
 from adapters.archive import LocalArchive
 from adapters.records import Dossier, TimelineEvent
 from kmo.invoice import MAX_INVOICE_BYTES
+from tests.hostile import NUL, SQL_DROP, SQL_OR, VERBATIM, tables_intact
 from web.app import create_app
+from workflows.messages import DossierInput
 
 OPEN_TRAINING = "training-open-1p.xml"
 CLIENT_EMAIL = (
@@ -342,3 +344,173 @@ async def test_unknown_route_answers_json_404(api):
 
     assert response.status_code == 404
     assert response.json() == {"error": "Not Found", "problems": []}
+
+
+# --- PDF invoices: their fields come with the upload --------------------------
+
+PDF_INVOICE = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
+PDF_FIELDS = {
+    "number": "API-PDF-1",
+    "issue_date": "2026-11-20",
+    "period_start": "08/12/2026",
+    "period_end": "2026-12-08",
+    "supplier_enterprise_number": "BE0412345614",
+    "supplier_name": "Leerhuis Schelde BV",
+    "customer_enterprise_number": "0511.223.355",
+    "customer_name": "Bakkerij Peeters BV",
+    "contact_name": "An Peeters",
+    "contact_email": "an.peeters@bakkerij-peeters.example",
+    "contact_phone": "+32 15 00 00 01",
+    "dv_number": "DV O 214567",
+    "participants": "1",
+    "total_excl_vat": "395,00",
+}
+
+
+async def upload_pdf(api: httpx.AsyncClient, fields: dict[str, str], **form):
+    files = {"invoice": ("factuur.pdf", PDF_INVOICE, "application/pdf")}
+    data = {f"field_{key}": value for key, value in fields.items()} | form
+    return await api.post("/api/dossiers", files=files, data=data)
+
+
+async def test_pdf_invoice_with_its_fields_starts_an_open_training(
+    api, session_factory
+):
+    """A PDF with field_<key> form fields is an open training of one: fee 75."""
+    response = await upload_pdf(api, PDF_FIELDS)
+
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["dossier_id"] == "0412345614-api-pdf-1"
+    assert answer["fee"]["total_excl_vat"] == "75.00"
+    assert [line["label"] for line in answer["fee"]["lines"]] == [
+        "dossier",
+        "participant",
+    ]
+    row = (await api.get("/api/dossiers/0412345614-api-pdf-1")).json()["record"]
+    assert (row["kind"], row["invoice_number"]) == ("training", "API-PDF-1")
+    assert row["client"]["name"] == "Bakkerij Peeters BV"
+
+
+async def test_pdf_invoice_with_missing_fields_answers_422_naming_each(
+    api, session_factory
+):
+    """Without number, client email and DV number: 422 listing those three."""
+    missing = ("number", "contact_email", "dv_number")
+    fields = {k: v for k, v in PDF_FIELDS.items() if k not in missing}
+
+    response = await upload_pdf(api, fields)
+
+    assert response.status_code == 422
+    problems = response.json()["problems"]
+    assert sorted(p["code"] for p in problems) == [
+        "missing_client_email",
+        "missing_dv_number",
+        "missing_number",
+    ]
+    assert (await api.get("/api/dossiers")).json()["dossiers"] == []
+
+
+async def test_pdf_invoice_without_any_field_answers_422_listing_them(api):
+    """A bare PDF cannot start: 422 saying which fields to give, each named."""
+    response = await upload_pdf(api, {})
+
+    assert response.status_code == 422
+    answer = response.json()
+    assert "factuur.pdf is a PDF invoice: give its fields at upload" in answer["error"]
+    assert [p["code"] for p in answer["problems"]] == [
+        "missing_number",
+        "missing_period_start",
+        "missing_provider_enterprise_number",
+        "missing_client_enterprise_number",
+        "missing_client_email",
+        "missing_total",
+        "missing_dv_number",
+    ]
+
+
+# --- hostile text in the form fields ----------------------------------------
+
+
+async def started_input(dev_env, workflow_id: str) -> DossierInput:
+    """The dossier input a workflow was started with, read from its history."""
+    handle = dev_env.client.get_workflow_handle(workflow_id)
+    async for event in handle.fetch_history_events():
+        started = event.workflow_execution_started_event_attributes
+        [dossier] = await dev_env.client.data_converter.decode(
+            started.input.payloads, [DossierInput]
+        )
+        return dossier
+    raise AssertionError(f"no history for {workflow_id}")
+
+
+@pytest.mark.parametrize("text", VERBATIM, ids=["drop-table", "or-1-1", "unicode"])
+async def test_sql_and_unicode_in_form_fields_are_kept_verbatim(
+    api, invoices: Path, dev_env, session_factory, text
+):
+    """Participants, contact name and phone reach the dossier as typed."""
+    number = f"API-HOSTILE-{VERBATIM.index(text)}"
+    response = await upload(
+        api,
+        open_training(invoices, number),
+        participants=[f"{text} <an@bakkerij-peeters.example>", text],
+        client_contact_name=text,
+        client_phone=text,
+    )
+
+    assert response.status_code == 201, response.text
+    dossier = await started_input(dev_env, response.json()["workflow_id"])
+    assert [(p.name, p.email) for p in dossier.participants] == [
+        (text, "an@bakkerij-peeters.example"),
+        (text, None),
+    ]
+    assert (dossier.client.contact_name, dossier.client.phone) == (text, text)
+    assert tables_intact(session_factory.kw["bind"])
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 1
+
+
+@pytest.mark.parametrize(
+    "email",
+    [SQL_DROP, SQL_OR, f"{SQL_OR}@x.example", "an@x'; DROP TABLE dossiers; --"],
+)
+async def test_sql_in_the_client_email_is_refused_with_422(
+    api, invoices: Path, session_factory, email
+):
+    """An email that is no address answers 422 naming the field; nothing stored."""
+    response = await upload(
+        api, open_training(invoices, "API-BAD-EMAIL"), client_email=email
+    )
+
+    assert response.status_code == 422, response.text
+    problems = response.json()["problems"]
+    assert [p["code"] for p in problems] == ["invalid_client_email"]
+    assert tables_intact(session_factory.kw["bind"])
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 0
+
+
+@pytest.mark.parametrize(
+    ("form", "field"),
+    [
+        ({"participants": f"{NUL} <an@bakkerij-peeters.example>"}, "participants"),
+        ({"participants": "An <an\x00@bakkerij-peeters.example>"}, "participants"),
+        ({"client_contact_name": NUL}, "client_contact_name"),
+        ({"client_phone": "+32\x00 15"}, "client_phone"),
+        ({"client_email": "an\x00@bakkerij-peeters.example"}, "client_email"),
+        ({"participants": "An\r\nBcc: x@evil.example"}, "participants"),
+    ],
+    ids=["participant-name", "participant-email", "contact", "phone", "email", "crlf"],
+)
+async def test_control_characters_in_form_fields_are_refused_with_422(
+    api, invoices: Path, session_factory, form, field
+):
+    """NUL, CR and LF fit in no name, phone or address (nor in PostgreSQL text)."""
+    response = await upload(api, open_training(invoices, "API-NUL"), **form)
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["problems"]
+    assert (problem["code"], problem["field"]) == ("control_character", field)
+    assert "contains a control character" in problem["message"]
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 0

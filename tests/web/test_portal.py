@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -17,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import create_engine, func, select, text
 from structlog.testing import capture_logs
 
 from adapters.archive import LocalArchive
@@ -28,7 +29,19 @@ from adapters.records import (
     TimelineEvent,
     User,
     WebSession,
+    make_engine,
+    make_session_factory,
     record_archived,
+    upgrade_database,
+)
+from tests.hostile import (
+    NUL,
+    SCRIPT,
+    SQL_DROP,
+    SQL_OR,
+    TEMPLATE,
+    UNICODE,
+    tables_intact,
 )
 from web import auth
 from web.app import create_app
@@ -250,6 +263,79 @@ async def test_wrong_login_says_only_that_email_or_password_is_wrong(
     assert response.status_code == 400
     assert "e-mail or password is wrong" in response.text
     assert "portal_session" not in response.headers.get("set-cookie", "")
+
+
+async def test_the_eleventh_login_post_in_a_minute_answers_429(portal, app):
+    """Ten login posts a minute per address, then 429, even with the right password.
+
+    Another address is not slowed down by the first one's guessing.
+    """
+    page = await portal.get("/portal/login")
+    form = {
+        "email": A_EMAIL,
+        "password": "wrong password!",
+        "csrf_token": csrf_of(page),
+    }
+
+    answers = [
+        (await portal.post("/portal/login", data=form)).status_code for _ in range(10)
+    ]
+    blocked = await portal.post("/portal/login", data={**form, "password": PASSWORD})
+
+    assert answers == [400] * 10
+    assert blocked.status_code == 429
+    assert blocked.headers["retry-after"] == "60"
+    assert "wait a minute" in blocked.text
+    assert "portal_session" not in blocked.headers.get("set-cookie", "")
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 40000))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://testserver"
+    ) as elsewhere:
+        assert (await log_in(elsewhere, A_EMAIL)).status_code == 303
+
+
+@pytest.mark.parametrize(
+    "email",
+    [SQL_DROP, SQL_OR, f"{SQL_OR}@x.example", UNICODE, NUL, SCRIPT + TEMPLATE],
+    ids=["drop-table", "or-1-1", "or-1-1-address", "unicode", "nul", "markup"],
+)
+async def test_hostile_login_emails_are_a_wrong_login_and_change_nothing(
+    portal, records, email
+):
+    """SQL, NUL, unicode or markup as e-mail: 400 wrong login, escaped, tables kept."""
+    response = await log_in(portal, email)
+
+    assert response.status_code == 400
+    assert "e-mail or password is wrong" in response.text
+    assert "portal_session" not in response.headers.get("set-cookie", "")
+    assert "<script>" not in response.text
+    assert "49" not in response.text
+    assert tables_intact(records.kw["bind"])
+    with records() as session:
+        assert session.scalar(select(func.count()).select_from(User)) == 3
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 3
+
+
+@pytest.mark.postgres
+def test_a_nul_in_the_login_email_is_a_wrong_login_on_postgresql(tmp_path):
+    """PostgreSQL stores no NUL in text: asking for one must not fail the login."""
+    server = "postgresql+psycopg://postgres@127.0.0.1:5432"
+    name = f"dossier_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(f"{server}/test", isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        upgrade_database(f"{server}/{name}")
+        engine = make_engine(f"{server}/{name}")
+        with make_session_factory(engine).begin() as session:
+            assert authenticate(session, f"an{NUL}@a.example", PASSWORD) is None
+            with pytest.raises(AccountError, match="is not an e-mail address"):
+                create_user(session, f"an{NUL}@a.example", PASSWORD, "staff")
+        engine.dispose()
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 async def test_logs_of_a_login_hold_no_email_or_password(portal):

@@ -8,6 +8,7 @@ The app is called in-process through ASGI, from 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import hashlib
 import json
@@ -21,10 +22,12 @@ from datetime import UTC, date, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+from markupsafe import escape
 from sqlalchemy import select, update
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
@@ -37,7 +40,17 @@ from adapters.mail import OutboxMailer
 from adapters.records import ArchiveItem, Dossier, SignLink, TimelineEvent
 from kmo.rules import retention_until
 from tests.factories import training_dossier
+from tests.hostile import (
+    NUL,
+    SCRIPT,
+    SQL_DROP,
+    SQL_OR,
+    TEMPLATE,
+    UNICODE,
+    tables_intact,
+)
 from tests.s3 import assert_every_item_on_s3
+from web import signing
 from web.app import create_app
 from worker import build_worker
 from workflows.dossier import DossierWorkflow
@@ -972,3 +985,102 @@ async def test_a_training_signed_on_its_pages_keeps_lists_and_certificate_on_s3(
         days[0].isoformat(),
         days[1].isoformat(),
     ]
+
+
+# --- hostile text: the typed name and the answers ------------------------------
+
+HOSTILE_NAME = f"{SQL_DROP} {SQL_OR} {SCRIPT}{TEMPLATE} {UNICODE}"
+
+
+@pytest.fixture
+def pdf_sources(monkeypatch) -> list[str]:
+    """The HTML each signed PDF is made from, kept as WeasyPrint gets it."""
+    sources: list[str] = []
+    real = signing.weasyprint
+
+    def html(*, string: str):
+        sources.append(string)
+        return real.HTML(string=string)
+
+    monkeypatch.setattr(signing, "weasyprint", SimpleNamespace(HTML=html))
+    return sources
+
+
+@pytest.mark.parametrize(
+    "name", [HOSTILE_NAME, f"{NUL} Jr."], ids=["sql-markup-unicode", "nul"]
+)
+async def test_a_hostile_typed_name_is_kept_verbatim_and_escaped_in_the_pdf(
+    time_skipping_env, settings, session_factory, web, terms, pdf_sources, name
+):
+    """SQL, markup, Jinja syntax, NUL and unicode as the name: stored as typed,
+    shown as text in the signed PDF, never run; the tables stay."""
+    nonce, _ = await open_form(web, terms.path)
+
+    response = await submit(web, terms.path, nonce, full_name=name)
+
+    assert response.status_code == 200, response.text
+    archive = LocalArchive(settings.archive_dir)
+    [evidence_row] = archived(session_factory, terms.dossier_id, ".json")
+    assert json.loads(archive.get(evidence_row.key))["typed_name"] == name
+    [source] = pdf_sources
+    assert f"<td>{escape(name)}</td>" in source
+    assert SCRIPT not in source
+    assert "{{ 7*7 }}" in source or TEMPLATE not in name
+    [signature] = await signals(terms.handle, time_skipping_env.client)
+    assert signature.signer_name == name
+    assert tables_intact(session_factory.kw["bind"])
+    with session_factory() as session:
+        assert session.get(Dossier, terms.dossier_id) is not None
+
+
+async def test_hostile_satisfaction_answers_are_kept_verbatim_and_escaped(
+    time_skipping_env, settings, session_factory, web, pdf_sources
+):
+    """A remark of SQL, markup and Jinja syntax is stored as typed and printed
+    as text; a rating that is SQL is refused (422) and nothing is signed."""
+    dossier, days = await start_at_attendance(
+        time_skipping_env,
+        settings,
+        session_factory,
+        [Participant("Jan Janssens", "jan@bakkerij-peeters.example")],
+    )
+    for day in days:
+        await dossier.handle.signal(
+            DossierWorkflow.record_signature,
+            SignatureInput(Document.ATTENDANCE, "Jan", "Jan Janssens", day),
+        )
+    await step_becomes(dossier.handle, Step.SATISFACTION)
+    link_id = sign_link_id(dossier.dossier_id, "satisfaction", "client")
+    path = await link_path(settings, session_factory, link_id)
+    nonce, _ = await open_form(web, path)
+    remark = f"{HOSTILE_NAME}\n{NUL}"
+    answers = {
+        "nonce": nonce,
+        "full_name": HOSTILE_NAME,
+        "consent": "yes",
+        "q_content": "3",
+        "q_trainer": "5",
+        "q_organisation": "4",
+        "q_usefulness": "4",
+        "q_remark": remark,
+    }
+
+    refused = await web.post(path, data={**answers, "q_content": SQL_OR})
+    signed = await web.post(path, data=answers)
+
+    assert refused.status_code == 422
+    assert "Kies een score van 1 tot 5." in refused.text
+    assert SCRIPT not in refused.text  # the answers shown again are escaped
+    assert signed.status_code == 200, signed.text
+    archive = LocalArchive(settings.archive_dir)
+    [evidence_row] = archived(session_factory, dossier.dossier_id, ".json")
+    evidence = json.loads(archive.get(evidence_row.key))
+    assert evidence["answers"]["remark"] == remark
+    assert evidence["answers"]["content"] == 3
+    assert evidence["typed_name"] == HOSTILE_NAME
+    [source] = pdf_sources
+    assert f"<td>{escape(remark)}</td>" in source
+    assert SCRIPT not in source
+    assert tables_intact(session_factory.kw["bind"])
+    with contextlib.suppress(RPCError):  # it may have closed already
+        await dossier.handle.terminate("test done")

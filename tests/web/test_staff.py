@@ -8,14 +8,15 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from temporalio.service import RPCError, RPCStatusCode
 
 from adapters.archive import LocalArchive
-from adapters.records import Task, TimelineEvent, save_dossier
+from adapters.records import Dossier, Task, TimelineEvent, save_dossier
 from kmo.models import Kind
 from starter.client import workflow_id
 from tests.factories import advice_dossier, training_dossier
+from tests.hostile import SQL_DROP, SQL_OR, UNICODE, VERBATIM, tables_intact
 from web import staff
 from web.app import create_app
 from workflows.messages import (
@@ -432,3 +433,76 @@ async def test_staff_signed_in_to_the_portal_reach_the_staff_pages(app, accounts
     assert after.status_code == 200
     assert page.status_code == 200
     assert provider.status_code == 403
+
+
+# --- hostile text in the call form ---------------------------------------
+
+
+@pytest.mark.parametrize("text", VERBATIM, ids=["drop-table", "or-1-1", "unicode"])
+async def test_sql_and_unicode_in_a_call_note_are_sent_verbatim(
+    pages, temporal, records, text
+):
+    """Note and name reach log_call as typed; the task closes; tables intact."""
+    token = await csrf_of(pages, TRAINING_ID)
+
+    response = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/calls",
+        data={
+            "csrf": token,
+            "task_id": f"{TRAINING_ID}-2",
+            "outcome": "reached",
+            "note": text,
+            "by": text,
+        },
+    )
+
+    assert response.status_code == 303
+    [(_, name, call)] = temporal.signals
+    assert name == "log_call"
+    assert (call.note, call.by, call.outcome) == (text, text, "reached")
+    assert tables_intact(records.kw["bind"])
+    with records() as session:
+        assert session.get(Task, f"{TRAINING_ID}-2").outcome == "reached"
+        assert session.scalar(select(func.count()).select_from(Task)) == 3
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 2
+
+
+@pytest.mark.parametrize("outcome", [SQL_DROP, SQL_OR, UNICODE, "reached\x00"])
+async def test_a_hostile_call_outcome_is_refused_with_422(
+    pages, temporal, records, outcome
+):
+    """Outcomes are a fixed list: anything else is 422, nothing sent or stored."""
+    token = await csrf_of(pages, TRAINING_ID)
+
+    response = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/calls",
+        data={"csrf": token, "task_id": f"{TRAINING_ID}-1", "outcome": outcome},
+    )
+
+    assert response.status_code == 422
+    assert "outcome must be one of reached, no_answer" in response.text
+    assert temporal.signals == []
+    with records() as session:
+        task = session.get(Task, f"{TRAINING_ID}-1")
+        assert (task.done, task.outcome) == (False, None)
+    assert tables_intact(records.kw["bind"])
+
+
+async def test_a_hostile_task_id_changes_no_task(pages, temporal, records):
+    """A task id like an injection finds no task: the records stay as they were."""
+    token = await csrf_of(pages, TRAINING_ID)
+
+    response = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/calls",
+        data={"csrf": token, "task_id": "x' OR '1'='1", "outcome": "reached"},
+    )
+
+    assert response.status_code == 303
+    with records() as session:
+        done = {t.task_id: t.done for t in session.scalars(select(Task))}
+    assert done == {
+        f"{TRAINING_ID}-1": False,
+        f"{TRAINING_ID}-2": False,
+        f"{TRAINING_ID}-3": True,
+    }
+    assert tables_intact(records.kw["bind"])

@@ -330,8 +330,12 @@ async def test_client_that_never_files_gets_reminders_a_call_and_lapses(worker, 
     await env.sleep(timedelta(days=16))  # deadline 22 Dec; a call before it
     status = await until(handle, lambda s: len(s.open_tasks) >= 1)
 
-    assert status.open_tasks[0].kind == "call"
-    assert "call the client" in status.open_tasks[0].reason
+    call = status.open_tasks[0]
+    assert call.kind == "call"
+    assert "call the client" in call.reason
+    deadline = {d.name: d.due for d in status.deadlines}["application"]
+    assert deadline == dossier.start_date + timedelta(days=14)
+    assert call.due < deadline  # a call after the deadline would come too late
     assert templates_sent(status).count("application") >= 2
     result = await handle.result()
     assert result.outcome == Step.LAPSED
