@@ -290,6 +290,7 @@ async def log_call(request: Request, dossier_id: str) -> Response:
     if outcome not in CALL_OUTCOMES:
         raise HTTPException(422, f"outcome must be one of {', '.join(CALL_OUTCOMES)}")
     task_id = str(form.get("task_id", "")) or None
+    _check_texts(form, ("note", "by", "task_id"))
     call = CallInput(
         outcome=outcome,
         note=str(form.get("note", ""))[:1000],
@@ -313,6 +314,7 @@ async def mark_absent(request: Request, dossier_id: str) -> Response:
     """Mark a participant absent on a training day (`mark_absent`), on record."""
     form = await request.form()
     check_csrf(request, dossier_id, str(form.get("csrf", "")))
+    _check_texts(form, ("participant", "day", "reason", "by"))
     participant = str(form.get("participant", "")).strip()
     if not participant or len(participant) > 200:
         raise HTTPException(422, "name the participant (at most 200 characters)")
@@ -338,6 +340,17 @@ async def mark_absent(request: Request, dossier_id: str) -> Response:
     return RedirectResponse(
         request.url_for("staff_dossier", dossier_id=dossier_id), status_code=303
     )
+
+
+def _check_texts(form: Any, names: tuple[str, ...]) -> None:
+    """422 for a form field with a control character (NUL, a line break...)."""
+    from web.forms import FormError, check_text
+
+    for name in names:
+        try:
+            check_text(str(form.get(name, "")), name, f"the {name.replace('_', ' ')}")
+        except FormError as error:
+            raise HTTPException(422, error.problems[0].message) from None
 
 
 def record_absence(

@@ -506,3 +506,31 @@ async def test_a_hostile_task_id_changes_no_task(pages, temporal, records):
         f"{TRAINING_ID}-3": True,
     }
     assert tables_intact(records.kw["bind"])
+
+
+@pytest.mark.parametrize(
+    ("path", "form"),
+    [
+        ("calls", {"outcome": "reached", "by": "Els\x00"}),
+        ("calls", {"outcome": "reached", "note": "line one\r\nBcc: x@y.example"}),
+        ("absences", {"participant": "Bart Claes", "reason": "ill\x00"}),
+        ("absences", {"participant": "Bart\nClaes"}),
+    ],
+    ids=["call by NUL", "call note CRLF", "absence reason NUL", "absence name LF"],
+)
+async def test_staff_forms_refuse_control_characters(
+    pages, temporal, records, path, form
+):
+    """NUL or a line break in a staff form is a 422; nothing is sent or stored."""
+    at_attendance(temporal)
+    token = await csrf_of(pages, TRAINING_ID)
+
+    response = await pages.post(
+        f"/staff/dossiers/{TRAINING_ID}/{path}", data={"csrf": token, **form}
+    )
+
+    assert response.status_code == 422
+    assert "control character" in response.text
+    assert temporal.signals == []
+    with records() as session:
+        assert session.scalars(select(TimelineEvent)).all() == []
