@@ -8,8 +8,10 @@ ends in `receive_mail`. The recipient decides where the mail goes:
   gets a `mail.received` line.
 - `<provider_id>@containers.<mail_domain>`: the provider's container. The
   `.eml` and each attachment are archived in the container's inbox folder;
-  a UBL invoice starts a dossier through intake; a PDF invoice is kept with a
-  note that it needs its fields at upload; a quote ("offerte", "devis") is kept.
+  a UBL invoice starts a dossier through intake; so does a PDF invoice whose
+  fields stand in the mail's text as `key: value` lines (the upload's field
+  names), otherwise it is kept with a note naming the fields still needed; a
+  quote ("offerte", "devis") is kept.
 - anything else: quarantine. The `.eml` is archived in the `quarantine`
   container with a manifest saying why, so no mail is ever lost.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email import policy
@@ -264,23 +267,37 @@ async def _to_container(
     store = _Store(archive, session_factory, route.container, folder)
     mail_key = store.put(EML_NAME, data, "message/rfc822")
     subject = str(message.get("subject", "") or "")
+    fields = fields_in_text(_text_body(message))
     outcomes = []
     for name, payload, content_type in _attachments(message):
         key = store.put(name, payload, content_type)
         outcome = AttachmentOutcome(name, key, classify(name, subject, payload))
-        await _act_on(outcome, payload, route.container, intake)
+        await _act_on(outcome, payload, route.container, intake, fields)
         outcomes.append(outcome)
     return InboundResult("container", route.container, folder, mail_key, None, outcomes)
 
 
 async def _act_on(
-    outcome: AttachmentOutcome, payload: bytes, provider_id: str, intake: Any
+    outcome: AttachmentOutcome,
+    payload: bytes,
+    provider_id: str,
+    intake: Any,
+    fields: dict[str, str] | None = None,
 ) -> None:
-    """Start a dossier for a UBL invoice; note what a person must do otherwise."""
+    """Start a dossier for an invoice; note what a person must do otherwise.
+
+    A PDF invoice starts one when the mail's text gives its fields.
+    """
     from starter.intake import IntakeError, UploadDetails
 
     if outcome.kind == "pdf_invoice":
-        outcome.note = "PDF invoice: needs fields at upload to start a dossier"
+        if fields and intake is not None:
+            await _start_pdf(outcome, payload, provider_id, intake, fields)
+            return
+        outcome.note = (
+            "PDF invoice: needs its fields to start a dossier; mail it again with "
+            "them as 'key: value' lines in the text, or upload it with them"
+        )
     elif outcome.kind == "quote":
         outcome.note = "quote kept in the container"
     elif outcome.kind == "document" and _looks_like_xml(payload):
@@ -302,6 +319,65 @@ async def _act_on(
         return
     outcome.dossier_id = started.dossier_id
     outcome.note = "dossier started" if started.created else "dossier already running"
+
+
+async def _start_pdf(
+    outcome: AttachmentOutcome,
+    payload: bytes,
+    provider_id: str,
+    intake: Any,
+    fields: dict[str, str],
+) -> None:
+    """Intake of a PDF invoice with the fields the mail gave, as an upload's."""
+    from starter.intake import IntakeError, UploadDetails
+
+    try:
+        started = await intake.submit(
+            payload,
+            outcome.name,
+            "application/pdf",
+            UploadDetails(provider_id=provider_id, fields=fields),
+        )
+    except IntakeError as error:
+        problems = "; ".join(p.message for p in error.problems)
+        outcome.note = f"not started: {error.message}" + (
+            f" ({problems})" if problems else ""
+        )
+        log.info("mail.invoice_refused", container=provider_id, key=outcome.key)
+        return
+    outcome.dossier_id = started.dossier_id
+    outcome.note = "dossier started" if started.created else "dossier already running"
+
+
+_FIELD_LINE = re.compile(r"^\s*([a-z_]+)\s*[:=]\s*(.*?)\s*$")
+
+
+def fields_in_text(text: str) -> dict[str, str]:
+    """The PDF invoice fields given as `key: value` (or `key=value`) lines.
+
+    Only the upload's own field names count (`participants` is their number);
+    other lines are ignored, and a key given twice keeps its last value.
+    """
+    from kmo.invoice import PDF_FIELD_KEYS
+
+    found: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _FIELD_LINE.match(line)
+        if match and match.group(1) in PDF_FIELD_KEYS and match.group(2):
+            value = match.group(2)
+            if not any(unicodedata.category(char) == "Cc" for char in value):
+                found[match.group(1)] = value  # a tab or NUL: left out
+    return found
+
+
+def _text_body(message: EmailMessage) -> str:
+    body = message.get_body(("plain",))
+    if body is None:
+        return ""
+    try:
+        return str(body.get_content())
+    except (LookupError, UnicodeError):  # an unknown or lying charset
+        return ""
 
 
 def classify(name: str, subject: str, payload: bytes) -> str:

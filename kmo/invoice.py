@@ -191,6 +191,25 @@ def extract_attachments(data: bytes) -> list[tuple[str, str, bytes]]:
     return documents
 
 
+# The fields of a PDF invoice's upload or mail, as `invoice_from_fields` reads them.
+PDF_FIELD_KEYS = (
+    "number",
+    "issue_date",
+    "period_start",
+    "period_end",
+    "supplier_enterprise_number",
+    "supplier_name",
+    "customer_enterprise_number",
+    "customer_name",
+    "contact_name",
+    "contact_email",
+    "contact_phone",
+    "dv_number",
+    "participants",
+    "total_excl_vat",
+)
+
+
 def invoice_from_fields(fields: dict[str, str]) -> Invoice:
     """Build the invoice of a PDF upload from the form's fields, with its problems.
 

@@ -21,6 +21,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 
 from adapters.archive import LocalArchive
+from adapters.inbound import fields_in_text
 from adapters.records import ArchiveItem, Dossier, Provider, TimelineEvent
 from web.app import create_app
 
@@ -166,7 +167,8 @@ async def test_encoded_word_subject_is_read_decoded(api, settings):
     [attachment] = answer["attachments"]
     assert attachment["kind"] == "pdf_invoice"
     assert attachment["note"] == (
-        "PDF invoice: needs fields at upload to start a dossier"
+        "PDF invoice: needs its fields to start a dossier; mail it again with "
+        "them as 'key: value' lines in the text, or upload it with them"
     )
 
 
@@ -216,6 +218,79 @@ async def test_xml_that_is_no_invoice_we_read_says_why(api, settings):
     assert notes[0].startswith("kept, no dossier started: ")
     assert "DOCTYPE" in notes[0]
     assert notes[1].startswith("kept, no dossier started: ")
+
+
+PDF_FIELD_LINES = """Dag, in bijlage factuur MAIL-PDF-1.
+
+number: MAIL-PDF-1
+issue_date: 2026-11-20
+period_start: 2026-12-08
+period_end = 2026-12-08
+supplier_enterprise_number: BE0412345614
+supplier_name: Leerhuis Schelde BV
+customer_enterprise_number: 0511.223.355
+customer_name: Bakkerij Peeters BV
+contact_name: An Peeters
+contact_email: an.peeters@bakkerij-peeters.example
+dv_number: DV.O214567
+participants: 1
+total_excl_vat: 395,00
+unknown_key: ignored
+
+Groeten, Jan"""
+
+
+def test_fields_in_text_takes_known_keys_only():
+    """`key: value` and `key=value` lines of the upload's names; nothing else."""
+    fields = fields_in_text(
+        "number: A-1\nperiod_end = 2026-12-08\nnote: hi\n  dv_number :DV.O1 \n"
+        "total_excl_vat:\ncontact_phone: +32\t15\n"
+    )
+
+    assert fields == {"number": "A-1", "period_end": "2026-12-08", "dv_number": "DV.O1"}
+
+
+async def test_pdf_invoice_with_its_fields_in_the_mail_starts_a_dossier(
+    api, dev_env, session_factory
+):
+    """The fields as lines of the mail's text: the PDF starts its dossier (fee 75)."""
+    response = await post_parsed(
+        api,
+        subject="Factuur MAIL-PDF-1",
+        text=PDF_FIELD_LINES.encode(),
+        attachments=[("factuur.pdf", b"%PDF-1.4 factuur\n", "application/pdf")],
+    )
+
+    [attachment] = response.json()["attachments"]
+    assert attachment["kind"] == "pdf_invoice"
+    assert attachment["note"] == "dossier started"
+    assert attachment["dossier_id"] == "0412345614-mail-pdf-1"
+    handle = dev_env.client.get_workflow_handle("dossier-0412345614-mail-pdf-1")
+    assert (await handle.describe()).id == "dossier-0412345614-mail-pdf-1"
+    with session_factory() as session:
+        row = session.get_one(Dossier, "0412345614-mail-pdf-1")
+    assert (row.invoice_number, str(row.fee_excl_vat)) == ("MAIL-PDF-1", "75.00")
+
+
+async def test_pdf_invoice_with_some_fields_says_which_are_missing(api):
+    """Fields in the text but not all: kept, with the missing ones named."""
+    text = "\n".join(
+        line
+        for line in PDF_FIELD_LINES.splitlines()
+        if not line.startswith(("dv_number", "contact_email"))
+    )
+    response = await post_parsed(
+        api,
+        subject="Factuur MAIL-PDF-1",
+        text=text.encode(),
+        attachments=[("factuur.pdf", b"%PDF-1.4 factuur\n", "application/pdf")],
+    )
+
+    [attachment] = response.json()["attachments"]
+    assert attachment["dossier_id"] is None
+    assert attachment["note"].startswith("not started: ")
+    assert "DV" in attachment["note"]
+    assert "email" in attachment["note"]
 
 
 async def test_raw_mode_post_is_routed_like_a_parsed_one(api, settings):
