@@ -35,13 +35,14 @@ def _free_ports(count: int) -> list[int]:
 @pytest.fixture
 def stack_env(tmp_path: Path) -> dict[str, str]:
     """Environment for a stack of its own: data in tmp_path, free ports."""
-    temporal, ui, web = _free_ports(3)
+    temporal, ui, web, smtp = _free_ports(4)
     return {
         **os.environ,
         "DOSSIER_DATA_DIR": str(tmp_path / "data"),
         "DOSSIER_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal}",
         "DOSSIER_TEMPORAL_UI_URL": f"http://localhost:{ui}",
         "DOSSIER_BASE_URL": f"http://127.0.0.1:{web}",
+        "DOSSIER_SMTP_PORT": str(smtp),  # a `make run` stack may hold 2525
     }
 
 
