@@ -264,6 +264,9 @@ class DossierWorkflow:
             if self._is_skipped(Step.CERTIFICATE):
                 return
         for number, participant in enumerate(self._dossier.participants, 1):
+            if self._absent_throughout(participant.name):
+                self._note("certificate.not_made", f"{participant.name}: absent")
+                continue
             certificate = await self._activity(
                 "render_certificate",
                 CertificateInput(self._dossier, participant),
@@ -640,6 +643,10 @@ class DossierWorkflow:
         if absence.participant not in known:
             self._note("absence.ignored", f"{absence.participant!r} is no participant")
             return
+        days = self._dossier.session_dates
+        if absence.day is not None and days and absence.day not in days:
+            self._note("absence.ignored", f"{absence.day} is no training day")
+            return
         self._absences[(absence.participant, absence.day)] = absence.reason
         day = absence.day.isoformat() if absence.day else "every day"
         self._note(
@@ -849,6 +856,14 @@ class DossierWorkflow:
         if document != Document.ATTENDANCE:
             return bool(signed)
         return all(line.state != "open" for line in self._attendance_lines())
+
+    def _absent_throughout(self, name: str) -> bool:
+        """Whether the attendance list shows `name` absent on every day.
+
+        Such a participant gets no certificate.
+        """
+        lines = [line for line in self._attendance_lines() if line.participant == name]
+        return bool(lines) and all(line.state == "absent" for line in lines)
 
     def _attendance_lines(self) -> list[AttendanceLine]:
         """Each participant on each training day, with what the list holds."""

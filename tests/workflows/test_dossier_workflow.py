@@ -270,6 +270,38 @@ async def test_attendance_is_complete_with_signatures_and_absences(worker, stack
         f"Bart Claes on {day_one.isoformat()} by Els: ill",
         "Bart Claes on every day by Els: left the company",
     ]
+    await handle.signal(
+        DossierWorkflow.record_signature, SignatureInput(Document.SATISFACTION, "An")
+    )
+    await handle.result()
+    status = await handle.query(DossierWorkflow.status)
+
+    assert templates_sent(status).count("certificate") == 1  # An's only
+    assert [e.detail for e in status.timeline if e.event == "certificate.not_made"] == [
+        "Bart Claes: absent"
+    ]
+
+
+async def test_an_absence_on_a_day_without_training_is_ignored(worker, stack):
+    """A day that is no session day changes nothing on the list."""
+    env = worker
+    dossier = await dossier_from(
+        env,
+        "training-open-1p.xml",
+        has_platform_account=True,
+        participants=[Participant("Bart Claes")],
+    )
+    dossier = replace(dossier, session_dates=[dossier.start_date])
+    handle = await start(env, stack, dossier)
+    await handle.signal(
+        DossierWorkflow.mark_absent,
+        AbsenceInput("Bart Claes", dossier.start_date + timedelta(days=3), "ill"),
+    )
+    status = await until(
+        handle, lambda s: any(e.event == "absence.ignored" for e in s.timeline)
+    )
+
+    assert [line.state for line in status.attendance] == ["open"]
     await handle.terminate("test done")
 
 
