@@ -16,10 +16,10 @@ dossier, so another site cannot post a call outcome through a staff browser.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import ipaddress
 import os
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -331,6 +331,16 @@ async def mark_absent(request: Request, dossier_id: str) -> Response:
     )
 
     services = request.app.state.services
+    status, status_error = await _status(services.client, dossier_id)
+    if status is None:
+        raise HTTPException(503, status_error)
+    lines = {(line.participant, line.day) for line in status.attendance}
+    if not any(name == participant for name, _ in lines):
+        raise HTTPException(422, f"'{participant}' is no participant of this dossier")
+    if day is not None and (participant, day) not in lines:
+        raise HTTPException(
+            422, f"{day.isoformat()} is no training day of this dossier"
+        )
     handle = services.client.get_workflow_handle(workflow_id(dossier_id))
     await handle.signal("mark_absent", absence)
     await run_in_threadpool(
@@ -358,16 +368,23 @@ def record_absence(
 ) -> None:
     """The absence on the dossier's timeline in the records, for the auditor."""
     day = absence.day.isoformat() if absence.day else "every day"
+    detail = f"{absence.participant} on {day} by {absence.by}: {absence.reason}"
+    # The same absence posted twice (a double click) is one line.
+    digest = hashlib.sha256(f"{dossier_id}\n{detail}".encode()).hexdigest()
+    source = f"staff/absence/{digest}"
     with session_factory.begin() as session:
+        if session.scalar(
+            select(TimelineEvent.id).where(TimelineEvent.source == source)
+        ):
+            return
         session.add(
             TimelineEvent(
                 dossier_id=dossier_id,
                 at=datetime.now(UTC),
                 event="attendance.absent",
-                detail=f"{absence.participant} on {day} by {absence.by}: "
-                f"{absence.reason}",
+                detail=detail,
                 step="attendance",
-                source=f"staff/absence/{uuid.uuid4().hex}",
+                source=source,
             )
         )
 

@@ -361,8 +361,17 @@ async def test_marking_an_absence_signals_the_workflow_and_keeps_it_on_record(
         ({"participant": "", "day": "2026-12-01"}, 422),
         ({"participant": "Bart Claes", "day": "1 december"}, 422),
         ({"participant": "x" * 201}, 422),
+        ({"participant": "Nobody Known"}, 422),
+        ({"participant": "Bart Claes", "day": "2026-12-05"}, 422),
     ],
-    ids=["forged token", "no participant", "not a date", "name too long"],
+    ids=[
+        "forged token",
+        "no participant",
+        "not a date",
+        "name too long",
+        "not a participant",
+        "not a training day",
+    ],
 )
 async def test_an_absence_form_that_does_not_hold_is_refused(
     pages, temporal, records, form, status
@@ -534,3 +543,22 @@ async def test_staff_forms_refuse_control_characters(
     assert temporal.signals == []
     with records() as session:
         assert session.scalars(select(TimelineEvent)).all() == []
+
+
+async def test_the_same_absence_posted_twice_is_one_line(pages, temporal, records):
+    """A double click signals twice (the workflow keeps one) and records once."""
+    at_attendance(temporal)
+    token = await csrf_of(pages, TRAINING_ID)
+    form = {"csrf": token, "participant": "Bart Claes", "day": "2026-12-01"}
+
+    for _ in range(2):
+        response = await pages.post(
+            f"/staff/dossiers/{TRAINING_ID}/absences", data=form
+        )
+        assert response.status_code == 303
+
+    with records() as session:
+        lines = session.scalars(
+            select(TimelineEvent).where(TimelineEvent.event == "attendance.absent")
+        ).all()
+    assert len(lines) == 1
