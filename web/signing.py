@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache, partial
@@ -186,7 +187,7 @@ async def sign(request: Request, token: str) -> HTMLResponse:
         notice = _strings()[language]["row_signed"]
         return _form(request, token, opened, language, sheet, 409, notice=notice)
     suffix = _row_suffix(row)
-    full_name = " ".join(str(form.get(f"full_name{suffix}") or "").split())
+    full_name = _printable(" ".join(str(form.get(f"full_name{suffix}") or "").split()))
     full_name = full_name[:MAX_NAME_LENGTH]
     texts = _strings()[language]
     retry = partial(_form, request, token, opened, language, sheet, row=row)
@@ -1028,6 +1029,12 @@ def _archive(request: Request) -> Archive:
     """The archive the app's services hold (local or S3, as the settings chose)."""
     archive: Archive = _services(request).archive
     return archive
+
+
+def _printable(text: str) -> str:
+    """The text without control characters (NUL, DEL, C1): no name holds one,
+    and neither the records nor the PDF should."""
+    return "".join(char for char in text if unicodedata.category(char) != "Cc")
 
 
 def _sha256(text: str) -> str:
