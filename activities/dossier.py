@@ -205,6 +205,9 @@ class DossierActivities:
         # mailing twice. A worker dying between the send and the commit below
         # is caught by asking the mailer whether it took this Message-ID; a
         # backend that cannot tell may send again, with the same Message-ID.
+        # The archived copy is recorded in the same transaction as the send:
+        # a retry archives the same bytes under the same key, so a worker
+        # dying before that commit leaves nothing that the retry does not fix.
         data = as_bytes(message)
         name = f"{mail.template}-{mail.sequence}.eml"
         item = self._archive.put(
@@ -215,6 +218,12 @@ class DossierActivities:
             retain_until=retention_until(dossier.start_date),
             content_type="message/rfc822",
         )
+
+        if self._mailer.already_accepted(message):
+            logger.info("mail.accepted_before", message_id=pending.message_id)
+        else:
+            self._mailer.send(message)
+
         with self._sessions.begin() as session:
             record_archived(
                 session,
@@ -224,13 +233,6 @@ class DossierActivities:
                 name=name,
                 content_type="message/rfc822",
             )
-
-        if self._mailer.already_accepted(message):
-            logger.info("mail.accepted_before", message_id=pending.message_id)
-        else:
-            self._mailer.send(message)
-
-        with self._sessions.begin() as session:
             row = session.get_one(Message, mail.key)
             row.status = SENT
             row.sent_at = self._clock()
