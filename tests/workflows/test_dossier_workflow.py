@@ -182,7 +182,7 @@ async def test_training_runs_every_step_and_closes_with_its_fee(worker, stack):
 
     assert result.outcome == Step.CLOSED
     assert str(result.fee.total_excl_vat) == "75.00"
-    await keep_history(handle, "training-open-1p")
+    await keep_history(handle, "training-open-1p-fewer-commands")
     status = await handle.query(DossierWorkflow.status)
     assert templates_sent(status) == [
         "onboarding",
