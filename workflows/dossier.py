@@ -73,6 +73,12 @@ FOLLOW_UP_PATCH = "follow-up-2026-12"
 # Dossiers started before this patch remind with the links of the first mail,
 # which expire after 30 days; later ones get fresh links in every reminder.
 FRESH_LINKS_PATCH = "fresh-sign-links-2026-12"
+# Dossiers started before this patch upsert their search attributes at every
+# step and wait even when nothing changed, and record the onboarding step
+# before its mail; later ones upsert only the attributes that changed and
+# send the onboarding mail first (the client hears from us one activity
+# sooner).
+FEWER_COMMANDS_PATCH = "fewer-commands-2026-12"
 MAIL_PROBLEMS = {
     "bounce": "bounced",
     "dropped": "was dropped by SendGrid",
@@ -134,6 +140,7 @@ class DossierWorkflow:
         self._mails_sent = 0
         self._follow_up_v2 = False  # set in `run`: see FOLLOW_UP_PATCH
         self._fresh_links = False  # set in `run`: see FRESH_LINKS_PATCH
+        self._fewer_commands = False  # set in `run`: see FEWER_COMMANDS_PATCH
         self._policy_version = 0
         self._tasks_to_record: list[str] = []  # task ids changed by a signal
         self._mail_events: set[str] = set()  # SendGrid event ids already seen
@@ -144,6 +151,7 @@ class DossierWorkflow:
     async def run(self, dossier: DossierInput) -> DossierResult:
         self._follow_up_v2 = workflow.patched(FOLLOW_UP_PATCH)
         self._fresh_links = workflow.patched(FRESH_LINKS_PATCH)
+        self._fewer_commands = workflow.patched(FEWER_COMMANDS_PATCH)
         self._note("dossier.started", self._dossier.invoice_number)
         try:
             await self._onboarding()
@@ -165,8 +173,13 @@ class DossierWorkflow:
         if self._dossier.client.has_platform_account:
             self._note("step.not_needed", "client already has a platform account")
             return
-        if await self._enter(Step.ONBOARDING):
+        if not self._fewer_commands:
+            if await self._enter(Step.ONBOARDING):
+                await self._mail("onboarding")
+            return
+        if await self._enter(Step.ONBOARDING, record=False):
             await self._mail("onboarding")
+            await self._record_entered(Step.ONBOARDING)
 
     async def _application(self) -> None:
         deadline = self._dossier.start_date + timedelta(
@@ -595,14 +608,23 @@ class DossierWorkflow:
         self._note("task.opened", f"{task.task_id}: {reason}")
         return task
 
-    async def _enter(self, step: Step) -> bool:
-        """Make `step` current; False when staff skipped it beforehand."""
+    async def _enter(self, step: Step, record: bool = True) -> bool:
+        """Make `step` current; False when staff skipped it beforehand.
+
+        With `record=False` the caller records the step in the records later
+        (`_record_entered`), e.g. after its first mail.
+        """
         self._raise_if_stopped()
         self._step = step
         if self._is_skipped(step):
             return False
         self._note("step.entered", step.value)
         self._publish_search_attributes()
+        if record:
+            await self._record_entered(step)
+        return True
+
+    async def _record_entered(self, step: Step) -> None:
         await self._activity(
             "record_progress",
             ProgressInput(
@@ -613,7 +635,6 @@ class DossierWorkflow:
                 detail=step.value,
             ),
         )
-        return True
 
     async def _activity(self, name: str, arg: object, result_type: type | None = None):
         return await workflow.execute_activity(
@@ -909,7 +930,8 @@ class DossierWorkflow:
         The time-skipping test server knows no custom search attributes, so a
         dossier started without them (as in tests) never upserts any.
         """
-        if workflow.info().typed_search_attributes.get(search.STEP) is None:
+        current = workflow.info().typed_search_attributes
+        if current.get(search.STEP) is None:
             return
         updates = [search.STEP.value_set(self._step.value)]
         next_deadline = self._next_deadline()
@@ -917,4 +939,9 @@ class DossierWorkflow:
             updates.append(
                 search.NEXT_DEADLINE.value_set(office_morning(next_deadline))
             )
+        if self._fewer_commands:
+            # Only what changed; nothing at all when nothing did.
+            updates = [u for u in updates if current.get(u.key) != u.value]
+            if not updates:
+                return
         workflow.upsert_search_attributes(updates)

@@ -14,7 +14,12 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from starter.client import DATA_CONVERTER
-from workflows.dossier import FOLLOW_UP_PATCH, FRESH_LINKS_PATCH, DossierWorkflow
+from workflows.dossier import (
+    FEWER_COMMANDS_PATCH,
+    FOLLOW_UP_PATCH,
+    FRESH_LINKS_PATCH,
+    DossierWorkflow,
+)
 from workflows.sandbox import RUNNER
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -53,8 +58,8 @@ def patches_taken(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("kind", ["training", "advice"])
 def test_a_history_of_each_kind_takes_every_current_patch(kind: str):
-    """Each kind has a history recorded with both patches, besides older ones."""
-    current = {FOLLOW_UP_PATCH, FRESH_LINKS_PATCH}
+    """Each kind has a history recorded with every patch, besides older ones."""
+    current = {FOLLOW_UP_PATCH, FRESH_LINKS_PATCH, FEWER_COMMANDS_PATCH}
     taken = {p.stem: patches_taken(p) for p in HISTORIES if p.stem.startswith(kind)}
 
     assert any(current <= patches for patches in taken.values()), taken
