@@ -595,12 +595,15 @@ def statement(
         _fail(str(error), EXIT_REFUSED)
     finally:
         engine.dispose()
+    for target in (csv_file, pdf_file):  # refuse before anything is written
+        if target is not None and not target.parent.is_dir():
+            _fail(f"cannot write {target}: there is no folder {target.parent}", 1)
     typer.echo(statement_text(made))
     if csv_file is not None:
-        csv_file.write_text(statement_csv(made), encoding="utf-8")
+        _write_file(csv_file, statement_csv(made).encode("utf-8"))
         typer.echo(f"CSV written to {csv_file}")
     if pdf_file is not None:
-        pdf_file.write_bytes(statement_pdf(made))
+        _write_file(pdf_file, statement_pdf(made))
         typer.echo(f"PDF written to {pdf_file}")
 
 
@@ -811,6 +814,13 @@ def smtp(
 
 
 # --- helpers -------------------------------------------------------------
+
+
+def _write_file(file: Path, data: bytes) -> None:
+    try:
+        file.write_bytes(data)
+    except OSError as error:
+        _fail(f"cannot write {file}: {error.strerror}", 1)
 
 
 def _read_file(file: Path, json_output: bool) -> bytes:

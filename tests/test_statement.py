@@ -227,3 +227,22 @@ def test_markup_and_template_syntax_in_names_stay_text_on_the_pdf(session_factor
     assert "{{ 7*7 }}" in html  # as text: the template did not run it
     assert statement_pdf(statement).startswith(b"%PDF-")
     assert statement_csv(statement).splitlines()[1].split(",")[2] == hostile
+
+
+def test_an_output_in_a_missing_folder_is_refused_before_anything_is_written(
+    three_under_leerhuis, settings, tmp_path, monkeypatch
+):
+    """--pdf into a folder that does not exist: exit 1, and no CSV either."""
+    monkeypatch.setenv("DOSSIER_DATABASE_URL", settings.database_url)
+    csv_file, pdf_file = tmp_path / "dec.csv", tmp_path / "missing" / "dec.pdf"
+
+    result = CliRunner().invoke(
+        app,
+        ["statement", "0412.345.614", "--month", "2026-12"]
+        + ["--csv", str(csv_file), "--pdf", str(pdf_file)],
+    )
+
+    assert result.exit_code == 1
+    assert f"there is no folder {pdf_file.parent}" in result.output
+    assert "Traceback" not in result.output
+    assert not csv_file.exists()

@@ -69,7 +69,7 @@ def create_user(
     role = Role(role)
     if "@" not in email.strip("@") or _CONTROL.search(email):
         raise AccountError(f"'{email}' is not an e-mail address")
-    if len(password) < MIN_PASSWORD_LENGTH:
+    if len(password.strip()) < MIN_PASSWORD_LENGTH:  # spaces alone do not count
         raise AccountError(
             f"the password is too short; use at least {MIN_PASSWORD_LENGTH} characters"
         )

@@ -66,7 +66,7 @@ def parse_participants(values: Iterable[str]) -> list[Participant]:
     problems: list[Problem] = []
     for value in values:
         try:
-            if value.strip().startswith("["):
+            if value.strip().startswith(("[", "{")):  # JSON: a list, or one object
                 participants += _participants_from_json(value)
             elif value.strip():
                 participants.append(parse_participant(value))
@@ -96,8 +96,20 @@ def _participants_from_json(text: str) -> list[Participant]:
         try:
             if isinstance(item, dict):
                 participants.append(_participant_from_object(item))
+            elif isinstance(item, str):
+                participants.append(parse_participant(item))
             else:
-                participants.append(parse_participant(str(item)))
+                shown = json.dumps(item)[:80]
+                raise FormError(
+                    [
+                        Problem(
+                            "invalid_participant",
+                            "participants",
+                            f"{shown} is not a participant; give "
+                            '"Name <email>" or {"name": ..., "email": ...}',
+                        )
+                    ]
+                )
         except FormError as error:
             problems += error.problems
     if problems:

@@ -177,6 +177,11 @@ def test_add_runs_the_migrations_on_a_new_database(database):
             "the password is too short; use at least 12 characters",
         ),
         (
+            ["an@a.example", "--role", "staff"],
+            " " * 16,
+            "the password is too short; use at least 12 characters",
+        ),
+        (
             ["els@kmo-dossier.example", "--role", "staff", "--provider", PROVIDER],
             PASSWORD,
             "a staff account belongs to no provider; leave it out",
@@ -191,6 +196,7 @@ def test_add_runs_the_migrations_on_a_new_database(database):
         "unknown-provider",
         "no-provider",
         "short-password",
+        "spaces-only-password",
         "staff-with-provider",
         "bad-email",
     ],

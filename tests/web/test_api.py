@@ -243,6 +243,22 @@ async def test_participants_as_json_are_checked_like_name_and_email(
     assert (await api.get("/api/dossiers")).json()["dossiers"] == []
 
 
+@pytest.mark.parametrize(
+    "participants", ['{"a": 1}', "[1, 2]", '[null, "Jan"]', "{not json"]
+)
+async def test_json_that_holds_no_participant_is_refused(
+    api, invoices: Path, participants: str
+):
+    """An object without a name, numbers or null: 422, no dossier."""
+    response = await upload(
+        api, open_training(invoices, "API-JSON-X"), participants=participants
+    )
+
+    assert response.status_code == 422, response.text
+    assert {p["field"] for p in response.json()["problems"]} == {"participants"}
+    assert (await api.get("/api/dossiers")).json()["dossiers"] == []
+
+
 async def test_good_participants_as_json_start_the_dossier(api, invoices: Path):
     """Valid JSON participants, with or without email, are taken."""
     participants = '[{"name": "An", "email": "an@x.be"}, {"name": "Jan"}, "Piet"]'
