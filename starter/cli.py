@@ -545,12 +545,37 @@ def _records(settings: Settings) -> Iterator[Any]:
     """A session on the records database, closed (and its engine) afterwards."""
     from adapters.records import make_engine, make_session_factory
 
+    _require_database(settings)
     engine = make_engine(settings.database_url)
     try:
         with make_session_factory(engine)() as session:
             yield session
     finally:
         engine.dispose()
+
+
+def _require_database(settings: Settings, *, create: bool = False) -> None:
+    """Refuse to work on a SQLite file that is not there (a command run from
+    another folder would otherwise make a new, empty database and say nothing).
+
+    With `create` the new database is made, and the command says so.
+    """
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    if Path(url.database).exists():
+        return
+    if create:
+        typer.echo(f"dossier: a new database is made at {url.database}", err=True)
+    else:
+        _fail(
+            f"there is no database at {url.database}; run this in the project "
+            "folder after `make run`, or set DOSSIER_DATA_DIR or "
+            "DOSSIER_DATABASE_URL",
+            EXIT_UNUSABLE,
+        )
 
 
 # --- fee statement -------------------------------------------------------
@@ -649,7 +674,7 @@ def user_add(
     password = _new_password(password_stdin)
     provider_id = enterprise.digits(provider) if provider is not None else None
     try:
-        with _migrated_records(Settings(), write=True) as session:
+        with _migrated_records(Settings(), write=True, create=True) as session:
             user = create_user(session, email, password, role.value, provider_id)
             email, provider_id = user.email, user.provider_id
     except AccountError as error:
@@ -714,10 +739,14 @@ def user_disable(
 
 
 @contextmanager
-def _migrated_records(settings: Settings, *, write: bool = False) -> Iterator[Any]:
-    """`_records` after the migrations, committed at the end when `write`."""
+def _migrated_records(
+    settings: Settings, *, write: bool = False, create: bool = False
+) -> Iterator[Any]:
+    """`_records` after the migrations, committed at the end when `write`;
+    a missing SQLite database is made only with `create`."""
     from adapters.records import upgrade_database
 
+    _require_database(settings, create=create)
     upgrade_database(settings.database_url)
     with _records(settings) as session:
         if not write:

@@ -254,11 +254,29 @@ def test_list_shows_every_account(with_provider):
     assert "argon2" not in result.output + json.dumps(answer)
 
 
-def test_list_of_a_new_database_says_there_are_none(database):
+def test_list_of_a_new_database_says_there_are_none(database, session_factory):
     result = runner.invoke(app, ["user", "list"])
 
     assert result.exit_code == 0, result.output
     assert "No accounts yet" in result.stdout
+
+
+def test_list_and_disable_refuse_a_database_that_is_not_there(database, settings):
+    """Run from another folder: no new, empty database is made behind the back."""
+    listed = runner.invoke(app, ["user", "list"])
+    disabled = runner.invoke(app, ["user", "disable", "an@a.example"])
+
+    for result in (listed, disabled):
+        assert result.exit_code == 2
+        assert "there is no database at" in result.output
+    assert not (settings.data_dir / "dossier.db").exists()
+
+
+def test_add_says_when_it_makes_a_new_database(database, settings):
+    result = add("els@kmo-dossier.example", "--role", "staff")
+
+    assert result.exit_code == 0, result.output
+    assert "a new database is made at" in result.output
 
 
 def test_disable_stops_logins_and_ends_sessions(with_provider):
