@@ -43,6 +43,7 @@ from adapters.archive import (
     ArchiveError,
     ArchiveNotFound,
     name_from_key,
+    safe_name,
 )
 from adapters.links import sign_link_id, sign_token
 from adapters.mail import (
@@ -227,7 +228,7 @@ class DossierActivities:
         # a retry archives the same bytes under the same key, so a worker
         # dying before that commit leaves nothing that the retry does not fix.
         data = as_bytes(message)
-        name = f"{mail.template}-{mail.sequence}.eml"
+        name = f"{_mail_id(mail)}-{mail.sequence}.eml"
         item = self._archive.put(
             dossier.provider.provider_id,
             dossier.dossier_id,
@@ -504,6 +505,13 @@ class DossierActivities:
     def _issued_on() -> date:
         """The day the activity was first scheduled, in Belgium: same on retries."""
         return activity.info().scheduled_time.astimezone(LOCAL_ZONE).date()
+
+
+def _mail_id(mail: MailInput) -> str:
+    """What tells the mail apart from others of its dossier: its template, or
+    e.g. `certificate-2` for the second participant's (the key's middle part)."""
+    parts = mail.key.split("/")
+    return safe_name(parts[-2]) if len(parts) >= 3 and parts[-2] else mail.template
 
 
 def _note_progress(session: Session, progress: ProgressInput) -> None:

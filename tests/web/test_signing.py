@@ -969,7 +969,7 @@ async def test_a_training_signed_on_its_pages_keeps_lists_and_certificate_on_s3(
         "application-0.eml",
         "attendance-0.eml",
         "certificaat-An Peeters.pdf",
-        "certificate-0.eml",
+        "certificate-1-0.eml",
         "deposit-0.eml",
         "satisfaction-0.eml",
         "signed-attendance-<id>.html",
