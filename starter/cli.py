@@ -813,6 +813,14 @@ async def _run_worker_until_signal(settings) -> None:
 def web(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="Proxies whose X-Forwarded-For names the client (comma-separated, "
+            "or '*' when only the proxy can reach the app); rate limits then "
+            "count per client, not per proxy.",
+        ),
+    ] = "127.0.0.1",
 ) -> None:
     """Run the web app alone (uvicorn)."""
     import uvicorn
@@ -822,7 +830,13 @@ def web(
 
     configure_logging(json=get_settings().log_json)
     uvicorn.run(
-        "web.app:create_app", factory=True, host=host, port=port, log_config=None
+        "web.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        log_config=None,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
     )
 
 

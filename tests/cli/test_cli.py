@@ -253,3 +253,17 @@ def test_upload_output_says_when_a_known_invoice_changed():
     assert "same invoice" not in shown
     assert "(invoice_changed)" in shown
     assert repeat.splitlines()[0].endswith("already known (same invoice)")
+
+
+def test_web_trusts_the_proxies_it_is_told(monkeypatch):
+    """`dossier web --forwarded-allow-ips '*'` hands uvicorn the trusted proxies."""
+    import uvicorn
+
+    seen: dict = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+
+    result = runner.invoke(app, ["web", "--port", "8123", "--forwarded-allow-ips", "*"])
+
+    assert result.exit_code == 0, result.output
+    assert seen["port"] == 8123
+    assert (seen["proxy_headers"], seen["forwarded_allow_ips"]) == (True, "*")
