@@ -259,8 +259,11 @@ def test_web_trusts_the_proxies_it_is_told(monkeypatch):
     """`dossier web --forwarded-allow-ips '*'` hands uvicorn the trusted proxies."""
     import uvicorn
 
+    import adapters.logging
+
     seen: dict = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.update(options))
+    monkeypatch.setattr(adapters.logging, "configure_logging", lambda json: None)
 
     result = runner.invoke(app, ["web", "--port", "8123", "--forwarded-allow-ips", "*"])
 
