@@ -96,7 +96,7 @@ LOCAL_ZONE = ZoneInfo("Europe/Brussels")
 _fonts = threading.local()
 
 
-def _font_config() -> FontConfiguration:
+def font_config() -> FontConfiguration:
     """This thread's WeasyPrint font configuration, made once per thread.
 
     Making one (fontconfig and Pango set-up) is about 40% of a certificate's
@@ -476,7 +476,7 @@ class DossierActivities:
             },
             root=self._templates_dir,
         )
-        pdf = weasyprint.HTML(string=html).write_pdf(font_config=_font_config())
+        pdf = weasyprint.HTML(string=html).write_pdf(font_config=font_config())
         assert pdf is not None  # write_pdf returns bytes when given no target
         name = f"certificaat-{participant.name}.pdf"
         item = self._archive.put(

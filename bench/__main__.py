@@ -79,6 +79,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             _phase("certificate PDF")
             pdf = await measures.render_certificate(stack, args.pdfs)
+            _phase("signed PDF")
+            signed = await measures.signed_pdf(stack, args.pdfs)
             _phase("open dossiers and worker memory")
             memory = await measures.open_dossiers(
                 stack, run_id, args.open, args.uploads, args.open_concurrency
@@ -89,6 +91,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "history": history,
         "throughput": flow,
         "pdf": pdf,
+        "signed_pdf": signed,
         "worker_idle": idle,
         "memory": memory,
     }

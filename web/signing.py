@@ -48,7 +48,7 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from activities.dossier import SIGN_LINK_VALIDITY
+from activities.dossier import SIGN_LINK_VALIDITY, font_config
 from adapters.archive import Archive, ArchivedItem
 from adapters.links import InvalidSignToken, read_sign_token, sign_link_id
 from adapters.records import (
@@ -799,7 +799,7 @@ def _archive_evidence(
             evidence=evidence,
             answers=answers,
         )
-    ).write_pdf()
+    ).write_pdf(font_config=font_config())
     assert pdf is not None  # write_pdf returns bytes when given no target
     put = partial(
         archive.put, facts.provider_id, facts.dossier_id, retain_until=retain_until

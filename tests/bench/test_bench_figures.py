@@ -55,3 +55,31 @@ def test_each_benchmark_invoice_goes_to_a_client_with_a_valid_number():
 
     assert all(enterprise.is_valid(number) for number in numbers)
     assert len(numbers) == 50
+
+
+async def test_the_signed_pdf_measure_renders_archives_and_records(
+    settings, session_factory
+):
+    """Each round leaves the signed terms' HTML, PDF and evidence, on record."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import select
+
+    from adapters.records import ArchiveItem
+    from bench.measures import signed_pdf
+
+    figures = await signed_pdf(
+        SimpleNamespace(settings=settings, sessions=session_factory), 2
+    )
+
+    assert figures["renders"] == 2
+    assert figures["median_ms"] > 0
+    with session_factory() as session:
+        items = session.scalars(select(ArchiveItem)).all()
+    kinds = sorted(item.content_type for item in items)
+    assert kinds == sorted(["application/json", "application/pdf", "text/html"] * 2)
+    pdfs = [i for i in items if i.content_type == "application/pdf"]
+    assert all(
+        (settings.archive_dir / item.key).read_bytes().startswith(b"%PDF-")
+        for item in pdfs
+    )
