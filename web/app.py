@@ -11,12 +11,15 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.templating import Jinja2Templates
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -189,7 +192,19 @@ def _add_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        if _is_browser_page(request):
+            return ERROR_PAGES.TemplateResponse(
+                request,
+                "error.html",
+                {
+                    "status": error.status_code,
+                    "title": HTTPStatus(error.status_code).phrase,
+                    "message": str(error.detail),
+                },
+                status_code=error.status_code,
+                headers=error.headers,
+            )
         return JSONResponse(
             error_body(str(error.detail)),
             status_code=error.status_code,
@@ -222,6 +237,21 @@ def _add_error_handlers(app: FastAPI) -> None:
             ),
             status_code=500,
         )
+
+
+# The pages people open in a browser; elsewhere errors stay JSON.
+BROWSER_PAGES = ("/portal", "/staff", "/outbox")
+ERROR_PAGES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+
+def _is_browser_page(request: Request) -> bool:
+    """A browser asking for one of the pages: it gets an HTML error page."""
+    accept = request.headers.get("accept", "")
+    return (
+        request.url.path.startswith(BROWSER_PAGES)
+        and "text/html" in accept
+        and "application/json" not in accept
+    )
 
 
 def _codes(error: IntakeError) -> list[str]:

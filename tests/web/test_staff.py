@@ -562,3 +562,17 @@ async def test_the_same_absence_posted_twice_is_one_line(pages, temporal, record
             select(TimelineEvent).where(TimelineEvent.event == "attendance.absent")
         ).all()
     assert len(lines) == 1
+
+
+async def test_a_browser_refused_gets_an_html_page_and_an_api_client_json(app):
+    """403 on /staff: an HTML page for a browser, JSON for anything else."""
+    async with browser(app, "203.0.113.9") as outside:
+        page = await outside.get("/staff", headers={"accept": "text/html,*/*;q=0.8"})
+        data = await outside.get("/staff", headers={"accept": "application/json"})
+
+    assert page.status_code == 403
+    assert page.headers["content-type"].startswith("text/html")
+    assert "<h1>Forbidden</h1>" in page.text
+    assert "the staff pages answer staff signed in at /portal/login" in page.text
+    assert data.status_code == 403
+    assert data.json()["error"].startswith("the staff pages answer")
