@@ -44,6 +44,7 @@ from adapters.records import (
     dossier_retention,
     record_archived,
 )
+from kmo.invoice import PDF_FIELD_KEYS, InvoiceRejected, read_ubl
 from kmo.rules import retention_until
 
 log = structlog.get_logger(__name__)
@@ -119,7 +120,8 @@ class Route:
 
 def parse_mail(raw: bytes) -> EmailMessage:
     """A mail read with the modern policy: decoded headers, any charset."""
-    return BytesParser(policy=policy.default).parsebytes(raw)  # type: ignore[return-value]
+    message = BytesParser(policy=policy.default).parsebytes(raw)
+    return message  # type: ignore[return-value]
 
 
 def mail_bytes(message: EmailMessage) -> bytes:
@@ -288,12 +290,11 @@ async def _act_on(
 
     A PDF invoice starts one when the mail's text gives its fields.
     """
-    from starter.intake import IntakeError, UploadDetails
-
-    if outcome.kind == "pdf_invoice":
-        if fields and intake is not None:
-            await _start_pdf(outcome, payload, provider_id, intake, fields)
-            return
+    if outcome.kind == "ubl_invoice" and intake is not None:
+        await _submit(outcome, payload, "application/xml", provider_id, intake, {})
+    elif outcome.kind == "pdf_invoice" and fields and intake is not None:
+        await _submit(outcome, payload, "application/pdf", provider_id, intake, fields)
+    elif outcome.kind == "pdf_invoice":
         outcome.note = (
             "PDF invoice: needs its fields to start a dossier; mail it again with "
             "them as 'key: value' lines in the text, or upload it with them"
@@ -304,38 +305,24 @@ async def _act_on(
         outcome.note = (
             f"kept, no dossier started: {_xml_refusal(payload, outcome.name)}"
         )
-    if outcome.kind != "ubl_invoice" or intake is None:
-        return
-    try:
-        started = await intake.submit(
-            payload,
-            outcome.name,
-            "application/xml",
-            UploadDetails(provider_id=provider_id),
-        )
-    except IntakeError as error:
-        outcome.note = f"not started: {error.message}"
-        log.info("mail.invoice_refused", container=provider_id, key=outcome.key)
-        return
-    outcome.dossier_id = started.dossier_id
-    outcome.note = "dossier started" if started.created else "dossier already running"
 
 
-async def _start_pdf(
+async def _submit(
     outcome: AttachmentOutcome,
     payload: bytes,
+    content_type: str,
     provider_id: str,
     intake: Any,
     fields: dict[str, str],
 ) -> None:
-    """Intake of a PDF invoice with the fields the mail gave, as an upload's."""
+    """The invoice through the upload's intake; the outcome notes what came of it."""
     from starter.intake import IntakeError, UploadDetails
 
     try:
         started = await intake.submit(
             payload,
             outcome.name,
-            "application/pdf",
+            content_type,
             UploadDetails(provider_id=provider_id, fields=fields),
         )
     except IntakeError as error:
@@ -358,8 +345,6 @@ def fields_in_text(text: str) -> dict[str, str]:
     Only the upload's own field names count (`participants` is their number);
     other lines are ignored, and a key given twice keeps its last value.
     """
-    from kmo.invoice import PDF_FIELD_KEYS
-
     found: dict[str, str] = {}
     for line in text.splitlines():
         match = _FIELD_LINE.match(line)
@@ -398,8 +383,6 @@ def _looks_like_xml(payload: bytes) -> bool:
 
 def _xml_refusal(payload: bytes, name: str) -> str:
     """Why an XML attachment is no invoice we read (the hardened parser says)."""
-    from kmo.invoice import InvoiceRejected, read_ubl
-
     try:
         read_ubl(payload, filename=name)
     except InvoiceRejected as error:

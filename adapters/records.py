@@ -43,6 +43,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -365,6 +366,26 @@ def save_dossier(session: Session, dossier: DossierInput, workflow_id: str) -> D
     ]
     session.flush()
     return row
+
+
+def add_timeline_once(sessions: sessionmaker[Session], line: TimelineEvent) -> bool:
+    """Add a timeline line once: its `source` is unique. True when added.
+
+    A retry, a double click or a webhook delivered twice writes no second line,
+    also when two of them race.
+    """
+    with sessions() as session:
+        if session.scalar(
+            select(TimelineEvent.id).where(TimelineEvent.source == line.source)
+        ):
+            return False
+        session.add(line)
+        try:
+            session.commit()
+        except IntegrityError:  # a concurrent writer added it first
+            session.rollback()
+            return False
+        return True
 
 
 def dossier_retention(session: Session, dossier_id: str) -> date | None:

@@ -35,13 +35,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from fastapi import APIRouter, HTTPException, Request, Response
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from adapters.records import Dossier, TimelineEvent
+from adapters.records import Dossier, TimelineEvent, add_timeline_once
 from web.limits import header_number
 from workflows.messages import MailEventInput
 
@@ -198,21 +197,11 @@ def _record(sessions: sessionmaker[Session], events: list[dict[str, Any]]) -> in
         if line is None:
             continue
         with sessions() as session:
-            seen = session.scalar(
-                select(TimelineEvent.id).where(TimelineEvent.source == line.source)
-            )
-            if seen is not None:
-                continue
-            if session.get(Dossier, line.dossier_id) is None:
-                log.warning("sendgrid.event_unknown_dossier", kind=line.event)
-                continue  # signed, so ours, but of no dossier on record
-            session.add(line)
-            try:
-                session.commit()
-            except IntegrityError:  # the same event, delivered twice at once
-                session.rollback()
-                continue
-        recorded += 1
+            known = session.get(Dossier, line.dossier_id) is not None
+        if not known:
+            log.warning("sendgrid.event_unknown_dossier", kind=line.event)
+            continue  # signed, so ours, but of no dossier on record
+        recorded += add_timeline_once(sessions, line)
     return recorded
 
 

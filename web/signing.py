@@ -56,6 +56,7 @@ from adapters.records import (
     Provider,
     SignLink,
     TimelineEvent,
+    add_timeline_once,
     record_archived,
     utcnow,
 )
@@ -230,7 +231,7 @@ async def request_renewal(request: Request, token: str) -> HTMLResponse:
 
     today = utcnow().date().isoformat()
     first_today = await run_in_threadpool(
-        _note,
+        add_timeline_once,
         _services(request).session_factory,
         TimelineEvent(
             dossier_id=opened.facts.dossier_id,
@@ -680,7 +681,7 @@ def _after_signing(
     """Note the signature; a shared list's link is used once every row is signed."""
     detail = f"{opened.document} through link {opened.link_id}; evidence {evidence_key}"
     if signing.row is None:
-        _note(
+        add_timeline_once(
             sessions,
             TimelineEvent(
                 dossier_id=opened.facts.dossier_id,
@@ -830,22 +831,6 @@ def _record(session: Session, item: ArchivedItem, facts: Facts) -> None:
         name=item.key.rsplit("/", 1)[-1].split("-", 1)[-1],
         content_type=item.content_type,
     )
-
-
-def _note(sessions: sessionmaker[Session], event: TimelineEvent) -> bool:
-    """Add a timeline event once: its `source` is unique. True when added."""
-    with sessions() as session:
-        if session.scalar(
-            select(TimelineEvent.id).where(TimelineEvent.source == event.source)
-        ):
-            return False
-        session.add(event)
-        try:
-            session.commit()
-        except IntegrityError:  # a concurrent request wrote it first
-            session.rollback()
-            return False
-        return True
 
 
 # --- rendering ---------------------------------------------------------------

@@ -36,9 +36,12 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.service import RPCError
 
-from adapters.records import Dossier, Task, TimelineEvent
+from adapters.records import Dossier, Task, TimelineEvent, add_timeline_once
 from kmo.calendar import local_date, next_working_day
 from starter.client import workflow_id
+from web.auth import Role, find_session
+from web.forms import FormError, check_text
+from web.portal import SESSION_COOKIE
 from workflows.messages import AbsenceInput, CallInput, DossierStatus, Step
 
 log = structlog.get_logger()
@@ -69,9 +72,6 @@ def require_staff(request: Request) -> None:
 
 def _staff_signed_in(request: Request) -> bool:
     """Whether the request carries the portal session of a staff account."""
-    from web.auth import Role, find_session
-    from web.portal import SESSION_COOKIE
-
     token = request.cookies.get(SESSION_COOKIE)
     services = getattr(request.app.state, "services", None)
     if not token or services is None:
@@ -354,8 +354,6 @@ async def mark_absent(request: Request, dossier_id: str) -> Response:
 
 def _check_texts(form: Any, names: tuple[str, ...]) -> None:
     """422 for a form field with a control character (NUL, a line break...)."""
-    from web.forms import FormError, check_text
-
     for name in names:
         try:
             check_text(str(form.get(name, "")), name, f"the {name.replace('_', ' ')}")
@@ -371,22 +369,17 @@ def record_absence(
     detail = f"{absence.participant} on {day} by {absence.by}: {absence.reason}"
     # The same absence posted twice (a double click) is one line.
     digest = hashlib.sha256(f"{dossier_id}\n{detail}".encode()).hexdigest()
-    source = f"staff/absence/{digest}"
-    with session_factory.begin() as session:
-        if session.scalar(
-            select(TimelineEvent.id).where(TimelineEvent.source == source)
-        ):
-            return
-        session.add(
-            TimelineEvent(
-                dossier_id=dossier_id,
-                at=datetime.now(UTC),
-                event="attendance.absent",
-                detail=detail,
-                step="attendance",
-                source=source,
-            )
-        )
+    add_timeline_once(
+        session_factory,
+        TimelineEvent(
+            dossier_id=dossier_id,
+            at=datetime.now(UTC),
+            event="attendance.absent",
+            detail=detail,
+            step="attendance",
+            source=f"staff/absence/{digest}",
+        ),
+    )
 
 
 async def _status(client: Any, dossier_id: str) -> tuple[DossierStatus | None, str]:
