@@ -134,8 +134,9 @@ class DossierWorkflow:
         self._deposit_on: date | None = None
         self._payment_on: date | None = None
         self._signatures: dict[Document, set[tuple[str, date | None]]] = {}
-        # (participant, day or None for every day) -> why staff marked it absent
-        self._absences: dict[tuple[str, date | None], str] = {}
+        # (participant, day), or (participant, None) for every day; the reason
+        # is on the timeline
+        self._absences: set[tuple[str, date | None]] = set()
         self._final_report: FinalReportInput | None = None
         self._mails_sent = 0
         self._follow_up_v2 = False  # set in `run`: see FOLLOW_UP_PATCH
@@ -668,7 +669,7 @@ class DossierWorkflow:
         if absence.day is not None and days and absence.day not in days:
             self._note("absence.ignored", f"{absence.day} is no training day")
             return
-        self._absences[(absence.participant, absence.day)] = absence.reason
+        self._absences.add((absence.participant, absence.day))
         day = absence.day.isoformat() if absence.day else "every day"
         self._note(
             "attendance.absent",
