@@ -238,16 +238,28 @@ def archived(session_factory, dossier_id: str, suffix: str) -> list[ArchiveItem]
         return [row for row in rows if row.name.endswith(suffix)]
 
 
-async def signals(handle: WorkflowHandle, client) -> list[SignatureInput]:
-    """The record_signature signals in the workflow's history, decoded."""
-    found = []
-    async for event in handle.fetch_history_events():
-        attributes = event.workflow_execution_signaled_event_attributes
-        if attributes.signal_name == "record_signature":
-            [signature] = await client.data_converter.decode(
-                attributes.input.payloads, [SignatureInput]
-            )
-            found.append(signature)
+async def signals(
+    handle: WorkflowHandle, client, document: Document | None = None, at_least: int = 1
+) -> list[SignatureInput]:
+    """The record_signature signals in the workflow's history, decoded.
+
+    Signals that arrive while a workflow task runs reach the history when the
+    task ends, so this waits (up to 10 s) until `at_least` signals (of
+    `document`, when given) are there; it returns what it found either way.
+    """
+    for _ in range(200):
+        found = []
+        async for event in handle.fetch_history_events():
+            attributes = event.workflow_execution_signaled_event_attributes
+            if attributes.signal_name == "record_signature":
+                [signature] = await client.data_converter.decode(
+                    attributes.input.payloads, [SignatureInput]
+                )
+                found.append(signature)
+        counted = [s for s in found if document in (None, s.document)]
+        if len(counted) >= at_least:
+            break
+        await asyncio.sleep(0.05)
     return found
 
 
@@ -624,7 +636,9 @@ async def test_a_participants_own_link_signs_each_training_day(
     assert f"<td>Brood bakken met zuurdesem</td><td>{days[0]}</td>" in document
     assert f"<td>{days[1]}</td>" in document
     assert link_row(session_factory, link_id).used_at is not None
-    found = await signals(dossier.handle, time_skipping_env.client)
+    found = await signals(
+        dossier.handle, time_skipping_env.client, Document.ATTENDANCE, at_least=2
+    )
     attendance = [s for s in found if s.document == Document.ATTENDANCE]
     assert sorted((s.participant, s.day) for s in attendance) == [
         ("Jan Janssens", days[0]),
@@ -674,7 +688,9 @@ async def test_the_clients_link_signs_two_participants_in_turn(
     assert "Bedankt, uw handtekening is ontvangen" in second.text
     assert link_row(session_factory, link_id).used_at is not None
     assert len(archived(session_factory, dossier.dossier_id, ".pdf")) == 2
-    found = await signals(dossier.handle, time_skipping_env.client)
+    found = await signals(
+        dossier.handle, time_skipping_env.client, Document.ATTENDANCE, at_least=4
+    )
     assert sorted(
         (s.participant, s.day) for s in found if s.document == Document.ATTENDANCE
     ) == [
