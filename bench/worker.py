@@ -1,7 +1,7 @@
 """The baseline's worker process: `python -m bench.worker TASK_QUEUE`.
 
-Same client, data converter and sandbox as the dossier worker; only the
-workflow and its empty activity differ.
+Same client, data converter, sandbox and process settings as the dossier
+worker; only the workflow and its empty activity differ.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from temporalio.worker import Worker
 from adapters.settings import get_settings
 from bench.baseline import BaselineWorkflow, noop
 from starter.client import connect
+from worker import tune_process
 from workflows.sandbox import RUNNER
 
 
@@ -31,4 +32,5 @@ async def run(task_queue: str) -> None:
 
 
 if __name__ == "__main__":
+    tune_process()
     asyncio.run(run(sys.argv[1]))
