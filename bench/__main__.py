@@ -1,4 +1,4 @@
-"""`python -m bench [--quick] [--uploads N] [--dossiers N] [--open N]`.
+"""`python -m bench [--quick] [--uploads N] [--dossiers N] [--open N] [--workers N]`.
 
 Runs every measure on one stack, in this order: intake latency (its dossiers
 stay open), one happy path and its baseline, throughput, the certificate
@@ -52,6 +52,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--open-concurrency", type=int, default=16, help="starts at once to open"
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, as many for the dossiers as for the baseline",
+    )
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
     for name, value in defaults.items():
@@ -65,7 +71,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="kmo-bench-") as folder:
-        async with running_stack(Path(folder)) as stack:
+        async with running_stack(Path(folder), args.workers) as stack:
             idle = measures.worker_memory(stack)
             _phase("intake to first mail")
             intake = await measures.intake_to_first_mail(
@@ -116,7 +122,8 @@ def _extrapolated(idle_mb: float, memory: dict[str, Any]) -> dict[str, float]:
     An estimate, not a measure: it assumes RSS grows linearly with cached
     dossiers, from the idle worker to a full cache.
     """
-    cached = min(memory["open_dossiers"], memory["worker_cache_size"])
+    cache = memory["worker_cache_size"] * memory["workers"]
+    cached = min(memory["open_dossiers"], cache)
     per_cached = (memory["rss_mb"] - idle_mb) / cached if cached else 0.0
     return {
         "mb_per_cached_dossier": round(per_cached, 3),

@@ -120,9 +120,15 @@ async def happy_path_histories(stack: Stack, run: str) -> dict[str, Any]:
 async def throughput(
     stack: Stack, run: str, count: int, concurrency: int, plan: dict[str, Any]
 ) -> dict[str, Any]:
-    """Happy-path dossiers per minute, then baseline runs per minute, same load."""
+    """Happy-path dossiers per minute, then baseline runs per minute, same load.
+
+    Each phase also reports the CPU time that every part of the stack spent
+    per run, so that the ratio can be read: which process the difference is
+    in, and whether the phase had the machine's cores to itself.
+    """
     from bench.baseline import BaselinePlan
 
+    before = cpu_seconds(stack)
     started = time.monotonic()
     await in_parallel(
         count,
@@ -130,22 +136,53 @@ async def throughput(
         lambda index: drive_dossier(stack, f"TP-{run}-{index:05d}"),
     )
     dossier_seconds = time.monotonic() - started
+    dossier_cpu = _per_run(before, cpu_seconds(stack), count)
 
     baseline_plan = BaselinePlan(**plan)
+    before = cpu_seconds(stack)
     started = time.monotonic()
     await in_parallel(
         count, concurrency, lambda _: drive_baseline(stack, baseline_plan)
     )
     baseline_seconds = time.monotonic() - started
+    baseline_cpu = _per_run(before, cpu_seconds(stack), count)
 
     dossiers_per_minute = count * 60 / dossier_seconds
     baseline_per_minute = count * 60 / baseline_seconds
     return {
         "dossiers": count,
         "concurrency": concurrency,
+        "workers": len(stack.dossier_workers),
         "dossiers_per_minute": round(dossiers_per_minute, 1),
         "baseline_per_minute": round(baseline_per_minute, 1),
         "ratio": round(dossiers_per_minute / baseline_per_minute, 3),
+        "cpu_ms_per_dossier": dossier_cpu,
+        "cpu_ms_per_baseline_run": baseline_cpu,
+        "cores_busy_dossiers": round(
+            sum(dossier_cpu.values()) * count / 1000 / dossier_seconds, 2
+        ),
+        "cores_busy_baseline": round(
+            sum(baseline_cpu.values()) * count / 1000 / baseline_seconds, 2
+        ),
+    }
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """User and system CPU seconds used so far by each role's processes."""
+    used: dict[str, float] = {}
+    for role, processes in stack.processes().items():
+        used[role] = 0.0
+        for process in processes:
+            times = process.cpu_times()
+            used[role] += times.user + times.system
+    return used
+
+
+def _per_run(
+    before: dict[str, float], after: dict[str, float], runs: int
+) -> dict[str, float]:
+    return {
+        role: round((after[role] - before[role]) * 1000 / runs, 1) for role in before
     }
 
 
@@ -245,17 +282,19 @@ def _render_times(seconds: list[float]) -> dict[str, Any]:
 
 
 def worker_memory(stack: Stack) -> dict[str, float]:
-    """The worker process's resident memory now and at its peak, in MB."""
-    process = stack.dossier_worker
-    peak = None
-    status = Path(f"/proc/{process.pid}/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) * 1024 / MB
+    """The dossier workers' resident memory now and at its peak, in MB, summed."""
+    rss = peak = 0.0
+    for process in stack.dossier_workers:
+        rss += process.memory_info().rss / MB
+        status = Path(f"/proc/{process.pid}/status")
+        if status.exists():
+            for line in status.read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peak += int(line.split()[1]) * 1024 / MB
     return {
-        "rss_mb": round(process.memory_info().rss / MB, 1),
-        "peak_rss_mb": round(peak, 1) if peak is not None else -1.0,
+        "workers": len(stack.dossier_workers),
+        "rss_mb": round(rss, 1),
+        "peak_rss_mb": round(peak, 1) if peak else -1.0,
     }
 
 

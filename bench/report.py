@@ -156,6 +156,7 @@ def table(result: dict[str, Any]) -> str:
             "",
         ),
         ("ratio dossier / baseline", f"{flow['ratio']}", *judged("ratio")),
+        *_cpu_rows(flow),
         (
             "history events per dossier (happy path)",
             f"{history['dossier']['events']}",
@@ -170,7 +171,7 @@ def table(result: dict[str, Any]) -> str:
         ),
         (
             f"worker RSS, {memory['open_dossiers']} open dossiers "
-            f"(cache {memory['worker_cache_size']})",
+            f"({_workers(memory)}cache {memory['worker_cache_size']})",
             f"{memory['rss_mb']} MB",
             *judged("memory"),
         ),
@@ -203,6 +204,35 @@ def table(result: dict[str, Any]) -> str:
     lines = ["| measure | value | target | verdict |", "| --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines)
+
+
+def _cpu_rows(flow: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """CPU milliseconds per run by process, for the dossiers and the baseline."""
+    if "cpu_ms_per_dossier" not in flow:  # runs before this measure have none
+        return []
+    rows = []
+    for label, key, busy in (
+        ("per happy-path dossier", "cpu_ms_per_dossier", "cores_busy_dossiers"),
+        ("per baseline run", "cpu_ms_per_baseline_run", "cores_busy_baseline"),
+    ):
+        cpu = flow[key]
+        parts = ", ".join(
+            f"{role.replace('_', ' ')} {ms:g}" for role, ms in cpu.items() if ms
+        )
+        rows.append(
+            (
+                f"CPU ms {label} ({_workers(flow)}cores busy {flow[busy]:g})",
+                f"{sum(cpu.values()):.0f} ({parts})",
+                "",
+                "",
+            )
+        )
+    return rows
+
+
+def _workers(figures: dict[str, Any]) -> str:
+    count = figures.get("workers", 1)
+    return f"{count} workers, " if count > 1 else ""
 
 
 def header(result: dict[str, Any]) -> str:

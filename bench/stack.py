@@ -36,19 +36,34 @@ WORKER_STOP_SECONDS = 30
 
 @dataclass
 class Stack:
-    """What a measure needs: the client, the settings, the records, the workers."""
+    """What a measure needs: the client, the settings, the records, the processes."""
 
     client: Client
     settings: Settings
     sessions: sessionmaker[Session]
     intake: IntakeService
-    dossier_worker: psutil.Process
+    dossier_workers: list[psutil.Process]
+    baseline_workers: list[psutil.Process]
     baseline_queue: str
+    server: psutil.Process | None  # the dev server, when it could be found
+
+    def processes(self) -> dict[str, list[psutil.Process]]:
+        """Every process of the stack by role, for CPU time per role."""
+        return {
+            "driver": [psutil.Process()],  # this one: intake, signals, polls
+            "server": [self.server] if self.server else [],
+            "dossier_workers": self.dossier_workers,
+            "baseline_workers": self.baseline_workers,
+        }
 
 
 @contextlib.asynccontextmanager
-async def running_stack(data_dir: Path) -> AsyncIterator[Stack]:
-    """Dev server, migrated SQLite, the dossier worker and the baseline worker."""
+async def running_stack(data_dir: Path, workers: int = 1) -> AsyncIterator[Stack]:
+    """Dev server, migrated SQLite, `workers` dossier and baseline worker processes.
+
+    Several worker processes on one task queue are how the service scales
+    out; here they also let a machine's cores past the first do Python work.
+    """
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(VENV_BIN / "temporal"),
         data_converter=DATA_CONVERTER,
@@ -71,12 +86,19 @@ async def running_stack(data_dir: Path) -> AsyncIterator[Stack]:
         )
         baseline_queue = f"bench-baseline-{run}"
         environment = _worker_environment(settings)
-        dossier = _spawn([sys.executable, "-m", "worker"], environment, data_dir)
-        baseline = _spawn(
-            [sys.executable, "-m", "bench.worker", baseline_queue],
-            environment,
-            data_dir,
-        )
+        dossier = [
+            _spawn([sys.executable, "-m", "worker"], environment, data_dir, n)
+            for n in range(workers)
+        ]
+        baseline = [
+            _spawn(
+                [sys.executable, "-m", "bench.worker", baseline_queue],
+                environment,
+                data_dir,
+                n,
+            )
+            for n in range(workers)
+        ]
         try:
             await _wait_for_pollers(env.client, settings.task_queue, dossier)
             await _wait_for_pollers(env.client, baseline_queue, baseline)
@@ -85,11 +107,13 @@ async def running_stack(data_dir: Path) -> AsyncIterator[Stack]:
                 settings=settings,
                 sessions=sessions,
                 intake=intake,
-                dossier_worker=psutil.Process(dossier.pid),
+                dossier_workers=[psutil.Process(p.pid) for p in dossier],
+                baseline_workers=[psutil.Process(p.pid) for p in baseline],
                 baseline_queue=baseline_queue,
+                server=_dev_server(),
             )
         finally:
-            for process in (dossier, baseline):
+            for process in dossier + baseline:
                 _stop(process)
             engine.dispose()
 
@@ -110,10 +134,11 @@ def _worker_environment(settings: Settings) -> dict[str, str]:
 
 
 def _spawn(
-    command: list[str], environment: dict[str, str], data_dir: Path
+    command: list[str], environment: dict[str, str], data_dir: Path, number: int
 ) -> subprocess.Popen[bytes]:
     """Start a worker process; its log goes to a file beside the data."""
-    log = (data_dir / f"{command[-1].replace('.', '-')}.log").open("ab")
+    name = f"{command[-1].replace('.', '-')}-{number}.log"
+    log = (data_dir / name).open("ab")
     return subprocess.Popen(  # noqa: S603 - our own interpreter and module
         command,
         cwd=PROJECT,
@@ -124,20 +149,32 @@ def _spawn(
     )
 
 
+def _dev_server() -> psutil.Process | None:
+    """The dev server that `WorkflowEnvironment.start_local` started for us."""
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if Path(child.exe()).name == "temporal":
+                return child
+        except psutil.Error:
+            continue
+    return None
+
+
 async def _wait_for_pollers(
-    client: Client, task_queue: str, process: subprocess.Popen[bytes]
+    client: Client, task_queue: str, processes: list[subprocess.Popen[bytes]]
 ) -> None:
-    """Wait until the worker polls its task queue, so the clock starts fair."""
+    """Wait until every worker polls its task queue, so the clock starts fair."""
     from temporalio.api.enums.v1 import TaskQueueType
     from temporalio.api.taskqueue.v1 import TaskQueue
     from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 
     for _ in range(600):
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"worker for {task_queue} exited with code {process.returncode}; "
-                "see its log in the benchmark's data folder"
-            )
+        for process in processes:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"worker for {task_queue} exited with code "
+                    f"{process.returncode}; see its log in the benchmark's data folder"
+                )
         answer = await client.workflow_service.describe_task_queue(
             DescribeTaskQueueRequest(
                 namespace=client.namespace,
@@ -145,10 +182,10 @@ async def _wait_for_pollers(
                 task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
             )
         )
-        if answer.pollers:
+        if len({poller.identity for poller in answer.pollers}) >= len(processes):
             return
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"no worker polled {task_queue} within 60 s")
+    raise RuntimeError(f"not every worker polled {task_queue} within 60 s")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -83,3 +83,37 @@ async def test_the_signed_pdf_measure_renders_archives_and_records(
         (settings.archive_dir / item.key).read_bytes().startswith(b"%PDF-")
         for item in pdfs
     )
+
+
+def test_cpu_per_run_is_each_roles_difference_over_the_runs():
+    from bench.measures import _per_run
+
+    before = {"driver": 1.0, "server": 10.0, "dossier_workers": 5.0}
+    after = {"driver": 1.5, "server": 13.0, "dossier_workers": 5.0}
+    assert _per_run(before, after, 10) == {
+        "driver": 50.0,
+        "server": 300.0,
+        "dossier_workers": 0.0,
+    }
+
+
+def test_the_table_shows_cpu_per_run_by_process_without_idle_roles():
+    from bench.report import _cpu_rows
+
+    flow = {
+        "workers": 2,
+        "cpu_ms_per_dossier": {"driver": 20.0, "server": 200.0, "dossier_workers": 300},
+        "cpu_ms_per_baseline_run": {
+            "driver": 15.0,
+            "server": 150.0,
+            "dossier_workers": 0.0,
+            "baseline_workers": 90.0,
+        },
+        "cores_busy_dossiers": 1.9,
+        "cores_busy_baseline": 1.8,
+    }
+    dossier, baseline = _cpu_rows(flow)
+    assert dossier[0] == "CPU ms per happy-path dossier (2 workers, cores busy 1.9)"
+    assert dossier[1] == "520 (driver 20, server 200, dossier workers 300)"
+    assert baseline[1] == "255 (driver 15, server 150, baseline workers 90)"
+    assert _cpu_rows({"ratio": 0.5}) == []
