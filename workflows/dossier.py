@@ -79,6 +79,13 @@ FRESH_LINKS_PATCH = "fresh-sign-links-2026-12"
 # send the onboarding mail first (the client hears from us one activity
 # sooner).
 FEWER_COMMANDS_PATCH = "fewer-commands-2026-12"
+# Dossiers started before this patch upsert their search attributes on
+# entering every step; later ones when they begin to wait (and at the close),
+# so a step that its early signals let the dossier pass through costs the
+# server no visibility write. What staff filter on is the same once the
+# dossier waits; while an activity retries, the attributes show the step
+# before it (the records and the status query have the current one).
+WAIT_TO_PUBLISH_PATCH = "publish-on-wait-2026-12"
 MAIL_PROBLEMS = {
     "bounce": "bounced",
     "dropped": "was dropped by SendGrid",
@@ -142,6 +149,7 @@ class DossierWorkflow:
         self._follow_up_v2 = False  # set in `run`: see FOLLOW_UP_PATCH
         self._fresh_links = False  # set in `run`: see FRESH_LINKS_PATCH
         self._fewer_commands = False  # set in `run`: see FEWER_COMMANDS_PATCH
+        self._publish_on_wait = False  # set in `run`: see WAIT_TO_PUBLISH_PATCH
         self._policy_version = 0
         self._tasks_to_record: list[str] = []  # task ids changed by a signal
         self._mail_events: set[str] = set()  # SendGrid event ids already seen
@@ -153,6 +161,7 @@ class DossierWorkflow:
         self._follow_up_v2 = workflow.patched(FOLLOW_UP_PATCH)
         self._fresh_links = workflow.patched(FRESH_LINKS_PATCH)
         self._fewer_commands = workflow.patched(FEWER_COMMANDS_PATCH)
+        self._publish_on_wait = workflow.patched(WAIT_TO_PUBLISH_PATCH)
         self._note("dossier.started", self._dossier.invoice_number)
         try:
             await self._onboarding()
@@ -374,7 +383,8 @@ class DossierWorkflow:
                 policy_seen = self._policy_version
                 chase = replace(chase, every_days=self._every_days(chase.template))
             wake = self._next_wake(chase, last_contact, call_opened)
-            self._publish_search_attributes()
+            if not self._publish_on_wait:
+                self._publish_search_attributes()
             finished = await self._wait_for(
                 lambda step=chase.step: done() or self._is_skipped(step),
                 until=wake,
@@ -440,6 +450,8 @@ class DossierWorkflow:
             return self._follow_up_v2 and bool(self._tasks_to_record)
 
         while True:
+            if self._publish_on_wait and not (woken() or tasks_changed()):
+                self._publish_search_attributes()  # it is going to wait
             timeout = None
             if until is not None:
                 timeout = max(
@@ -620,7 +632,8 @@ class DossierWorkflow:
         if self._is_skipped(step):
             return False
         self._note("step.entered", step.value)
-        self._publish_search_attributes()
+        if not self._publish_on_wait:
+            self._publish_search_attributes()
         if record:
             await self._record_entered(step)
         return True

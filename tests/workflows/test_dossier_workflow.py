@@ -188,7 +188,7 @@ async def test_training_runs_every_step_and_closes_with_its_fee(worker, stack):
 
     assert result.outcome == Step.CLOSED
     assert str(result.fee.total_excl_vat) == "75.00"
-    await keep_history(handle, "training-open-1p-fewer-commands")
+    await keep_history(handle, "training-open-1p-publish-on-wait")
     status = await handle.query(DossierWorkflow.status)
     assert templates_sent(status) == [
         "onboarding",
@@ -339,7 +339,7 @@ async def test_advice_waits_for_the_final_report_and_skips_attendance(worker, st
     assert result.outcome == Step.CLOSED
     assert str(result.fee.total_excl_vat) == "225.00"
     # advice-cyber-6m.json is this test's history from before both patches
-    await keep_history(handle, "advice-cyber-6m-fewer-commands")
+    await keep_history(handle, "advice-cyber-6m-publish-on-wait")
     status = await handle.query(DossierWorkflow.status)
     assert templates_sent(status) == [
         "application",
