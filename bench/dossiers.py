@@ -126,13 +126,17 @@ def search_attributes(dossier: DossierInput) -> TypedSearchAttributes:
 
 
 async def start_dossier(
-    client: Client, settings: Settings, dossier: DossierInput
+    client: Client,
+    settings: Settings,
+    dossier: DossierInput,
+    task_queue: str | None = None,
 ) -> WorkflowHandle:
+    """Start a dossier as intake does; on the dossier worker's queue by default."""
     return await client.start_workflow(
         DossierWorkflow.run,
         dossier,
         id=workflow_id(dossier.dossier_id),
-        task_queue=settings.task_queue,
+        task_queue=task_queue or settings.task_queue,
         search_attributes=search_attributes(dossier),
     )
 
@@ -169,10 +173,16 @@ async def timer_started(handle: WorkflowHandle, count: int = 1) -> None:
     raise RuntimeError(f"{handle.id} closed before its timer {count}")
 
 
-async def drive_dossier(stack: Stack, number: str) -> str:
-    """One dossier from start to close along the happy path; its workflow id."""
+async def drive_dossier(
+    stack: Stack, number: str, task_queue: str | None = None
+) -> str:
+    """One dossier from start to close along the happy path; its workflow id.
+
+    On the dossier worker's queue unless `task_queue` names another (the
+    workflow-only worker's).
+    """
     dossier = driven_dossier(number)
-    handle = await start_dossier(stack.client, stack.settings, dossier)
+    handle = await start_dossier(stack.client, stack.settings, dossier, task_queue)
     await signals_ahead(handle)
     await timer_started(handle)  # the payment order is out; the wait began
     await handle.signal(DossierWorkflow.record_payment, PaymentInput())

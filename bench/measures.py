@@ -120,50 +120,54 @@ async def happy_path_histories(stack: Stack, run: str) -> dict[str, Any]:
 async def throughput(
     stack: Stack, run: str, count: int, concurrency: int, plan: dict[str, Any]
 ) -> dict[str, Any]:
-    """Happy-path dossiers per minute, then baseline runs per minute, same load.
+    """Runs per minute of three workloads of one shape, one after the other.
 
-    Each phase also reports the CPU time that every part of the stack spent
-    per run, so that the ratio can be read: which process the difference is
-    in, and whether the phase had the machine's cores to itself.
+    The happy-path dossier; the same dossier workflow on activities with empty
+    bodies (`bench.workflow_only`); the baseline. The first against the last
+    is the target's ratio; the middle one splits it into what the dossier's
+    workflow costs Temporal and what our activities' work costs. Each phase
+    also reports the CPU time that every part of the stack spent per run, and
+    the cores it kept busy: whether the phase had the machine to itself.
     """
     from bench.baseline import BaselinePlan
 
-    before = cpu_seconds(stack)
-    started = time.monotonic()
-    await in_parallel(
-        count,
-        concurrency,
-        lambda index: drive_dossier(stack, f"TP-{run}-{index:05d}"),
-    )
-    dossier_seconds = time.monotonic() - started
-    dossier_cpu = _per_run(before, cpu_seconds(stack), count)
-
     baseline_plan = BaselinePlan(**plan)
-    before = cpu_seconds(stack)
-    started = time.monotonic()
-    await in_parallel(
-        count, concurrency, lambda _: drive_baseline(stack, baseline_plan)
-    )
-    baseline_seconds = time.monotonic() - started
-    baseline_cpu = _per_run(before, cpu_seconds(stack), count)
+    phases = {
+        "dossier": lambda index: drive_dossier(stack, f"TP-{run}-{index:05d}"),
+        "workflow_only": lambda index: drive_dossier(
+            stack, f"WO-{run}-{index:05d}", stack.workflow_only_queue
+        ),
+        "baseline": lambda _: drive_baseline(stack, baseline_plan),
+    }
+    per_minute: dict[str, float] = {}
+    cpu: dict[str, dict[str, float]] = {}
+    busy: dict[str, float] = {}
+    for name, job in phases.items():
+        before = cpu_seconds(stack)
+        started = time.monotonic()
+        await in_parallel(count, concurrency, job)
+        seconds = time.monotonic() - started
+        cpu[name] = _per_run(before, cpu_seconds(stack), count)
+        per_minute[name] = count * 60 / seconds
+        busy[name] = round(sum(cpu[name].values()) * count / 1000 / seconds, 2)
 
-    dossiers_per_minute = count * 60 / dossier_seconds
-    baseline_per_minute = count * 60 / baseline_seconds
     return {
         "dossiers": count,
         "concurrency": concurrency,
         "workers": len(stack.dossier_workers),
-        "dossiers_per_minute": round(dossiers_per_minute, 1),
-        "baseline_per_minute": round(baseline_per_minute, 1),
-        "ratio": round(dossiers_per_minute / baseline_per_minute, 3),
-        "cpu_ms_per_dossier": dossier_cpu,
-        "cpu_ms_per_baseline_run": baseline_cpu,
-        "cores_busy_dossiers": round(
-            sum(dossier_cpu.values()) * count / 1000 / dossier_seconds, 2
+        "dossiers_per_minute": round(per_minute["dossier"], 1),
+        "workflow_only_per_minute": round(per_minute["workflow_only"], 1),
+        "baseline_per_minute": round(per_minute["baseline"], 1),
+        "ratio": round(per_minute["dossier"] / per_minute["baseline"], 3),
+        "ratio_workflow_only": round(
+            per_minute["workflow_only"] / per_minute["baseline"], 3
         ),
-        "cores_busy_baseline": round(
-            sum(baseline_cpu.values()) * count / 1000 / baseline_seconds, 2
-        ),
+        "cpu_ms_per_dossier": cpu["dossier"],
+        "cpu_ms_per_workflow_only_run": cpu["workflow_only"],
+        "cpu_ms_per_baseline_run": cpu["baseline"],
+        "cores_busy_dossiers": busy["dossier"],
+        "cores_busy_workflow_only": busy["workflow_only"],
+        "cores_busy_baseline": busy["baseline"],
     }
 
 

@@ -149,6 +149,7 @@ def table(result: dict[str, Any]) -> str:
             "",
             "",
         ),
+        *_workflow_only_rows(flow, "workflow_only_per_minute"),
         (
             "baseline runs per minute (same shape)",
             f"{flow['baseline_per_minute']}",
@@ -156,6 +157,7 @@ def table(result: dict[str, Any]) -> str:
             "",
         ),
         ("ratio dossier / baseline", f"{flow['ratio']}", *judged("ratio")),
+        *_workflow_only_rows(flow, "ratio_workflow_only"),
         *_cpu_rows(flow),
         (
             "history events per dossier (happy path)",
@@ -206,15 +208,37 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+WORKFLOW_ONLY_LABELS = {
+    "workflow_only_per_minute": "dossier workflow on empty activities, per minute",
+    "ratio_workflow_only": "ratio workflow on empty activities / baseline",
+}
+
+
+def _workflow_only_rows(
+    flow: dict[str, Any], key: str
+) -> list[tuple[str, str, str, str]]:
+    """A figure of the workflow-only phase; runs before it was measured have none."""
+    if key not in flow:
+        return []
+    return [(WORKFLOW_ONLY_LABELS[key], f"{flow[key]}", "", "")]
+
+
 def _cpu_rows(flow: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """CPU milliseconds per run by process, for the dossiers and the baseline."""
+    """CPU milliseconds per run by process, for each phase of the throughput."""
     if "cpu_ms_per_dossier" not in flow:  # runs before this measure have none
         return []
     rows = []
     for label, key, busy in (
         ("per happy-path dossier", "cpu_ms_per_dossier", "cores_busy_dossiers"),
+        (
+            "per workflow-only run",
+            "cpu_ms_per_workflow_only_run",
+            "cores_busy_workflow_only",
+        ),
         ("per baseline run", "cpu_ms_per_baseline_run", "cores_busy_baseline"),
     ):
+        if key not in flow:
+            continue
         cpu = flow[key]
         parts = ", ".join(
             f"{role.replace('_', ' ')} {ms:g}" for role, ms in cpu.items() if ms

@@ -43,7 +43,9 @@ class Stack:
     sessions: sessionmaker[Session]
     intake: IntakeService
     dossier_workers: list[psutil.Process]
+    workflow_only_workers: list[psutil.Process]
     baseline_workers: list[psutil.Process]
+    workflow_only_queue: str
     baseline_queue: str
     server: psutil.Process | None  # the dev server, when it could be found
 
@@ -53,13 +55,18 @@ class Stack:
             "driver": [psutil.Process()],  # this one: intake, signals, polls
             "server": [self.server] if self.server else [],
             "dossier_workers": self.dossier_workers,
+            "workflow_only_workers": self.workflow_only_workers,
             "baseline_workers": self.baseline_workers,
         }
 
 
 @contextlib.asynccontextmanager
 async def running_stack(data_dir: Path, workers: int = 1) -> AsyncIterator[Stack]:
-    """Dev server, migrated SQLite, `workers` dossier and baseline worker processes.
+    """Dev server, migrated SQLite, `workers` processes of each worker kind.
+
+    The kinds: the dossier worker (`python -m worker`), the dossier workflow
+    on empty activities and the baseline (`python -m bench.worker`), each on
+    its own task queue.
 
     Several worker processes on one task queue are how the service scales
     out; here they also let a machine's cores past the first do Python work.
@@ -84,23 +91,20 @@ async def running_stack(data_dir: Path, workers: int = 1) -> AsyncIterator[Stack
         intake = IntakeService(
             settings, env.client, sessions, LocalArchive(settings.archive_dir)
         )
+        workflow_only_queue = f"bench-workflow-only-{run}"
         baseline_queue = f"bench-baseline-{run}"
         environment = _worker_environment(settings)
-        dossier = [
-            _spawn([sys.executable, "-m", "worker"], environment, data_dir, n)
-            for n in range(workers)
-        ]
-        baseline = [
-            _spawn(
-                [sys.executable, "-m", "bench.worker", baseline_queue],
-                environment,
-                data_dir,
-                n,
-            )
-            for n in range(workers)
-        ]
+
+        def spawn(*module: str) -> list[subprocess.Popen[bytes]]:
+            command = [sys.executable, "-m", *module]
+            return [_spawn(command, environment, data_dir, n) for n in range(workers)]
+
+        dossier = spawn("worker")
+        workflow_only = spawn("bench.worker", "workflow-only", workflow_only_queue)
+        baseline = spawn("bench.worker", "baseline", baseline_queue)
         try:
             await _wait_for_pollers(env.client, settings.task_queue, dossier)
+            await _wait_for_pollers(env.client, workflow_only_queue, workflow_only)
             await _wait_for_pollers(env.client, baseline_queue, baseline)
             yield Stack(
                 client=env.client,
@@ -108,12 +112,14 @@ async def running_stack(data_dir: Path, workers: int = 1) -> AsyncIterator[Stack
                 sessions=sessions,
                 intake=intake,
                 dossier_workers=[psutil.Process(p.pid) for p in dossier],
+                workflow_only_workers=[psutil.Process(p.pid) for p in workflow_only],
                 baseline_workers=[psutil.Process(p.pid) for p in baseline],
+                workflow_only_queue=workflow_only_queue,
                 baseline_queue=baseline_queue,
                 server=_dev_server(),
             )
         finally:
-            for process in dossier + baseline:
+            for process in dossier + workflow_only + baseline:
                 _stop(process)
             engine.dispose()
 

@@ -112,8 +112,32 @@ def test_the_table_shows_cpu_per_run_by_process_without_idle_roles():
         "cores_busy_dossiers": 1.9,
         "cores_busy_baseline": 1.8,
     }
-    dossier, baseline = _cpu_rows(flow)
+    dossier, baseline = _cpu_rows(flow)  # a run from before the middle phase
     assert dossier[0] == "CPU ms per happy-path dossier (2 workers, cores busy 1.9)"
     assert dossier[1] == "520 (driver 20, server 200, dossier workers 300)"
     assert baseline[1] == "255 (driver 15, server 150, baseline workers 90)"
     assert _cpu_rows({"ratio": 0.5}) == []
+
+    flow["cpu_ms_per_workflow_only_run"] = {
+        "driver": 16.0,
+        "server": 160.0,
+        "workflow_only_workers": 100.0,
+    }
+    flow["cores_busy_workflow_only"] = 1.7
+    rows = _cpu_rows(flow)
+    assert [row[0] for row in rows] == [
+        "CPU ms per happy-path dossier (2 workers, cores busy 1.9)",
+        "CPU ms per workflow-only run (2 workers, cores busy 1.7)",
+        "CPU ms per baseline run (2 workers, cores busy 1.8)",
+    ]
+    assert rows[1][1] == "276 (driver 16, server 160, workflow only workers 100)"
+
+
+def test_the_table_shows_the_workflow_only_phase_where_it_was_measured():
+    from bench.report import _workflow_only_rows
+
+    flow = {"workflow_only_per_minute": 400.0, "ratio_workflow_only": 0.9}
+    assert _workflow_only_rows(flow, "ratio_workflow_only") == [
+        ("ratio workflow on empty activities / baseline", "0.9", "", "")
+    ]
+    assert _workflow_only_rows({"ratio": 0.4}, "ratio_workflow_only") == []
