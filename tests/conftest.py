@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -50,6 +51,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         "postgres": None
         if _port_open("127.0.0.1", 5432)
         else "needs PostgreSQL on 127.0.0.1:5432",
+        "promtool": None
+        if shutil.which("promtool")
+        else "needs promtool, from Debian's prometheus package",
     }
     for item in items:
         for marker, reason in missing.items():

@@ -1,7 +1,8 @@
 """The production files in `infra/`: they parse and name only real settings.
 
-No Docker engine runs here, so the compose file is read, not started; the
-search attribute script runs against Temporal's dev server.
+No Docker engine runs here, so the compose file is read and checked against
+the Compose Specification's JSON Schema (as vendored by check-jsonschema), not
+started; the search attribute script runs against Temporal's dev server.
 """
 
 from __future__ import annotations
@@ -54,6 +55,71 @@ def test_compose_has_every_part_of_the_production_stack():
         "proxy",
         "prometheus",
     } <= services
+
+
+def check_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(VENV_BIN / "check-jsonschema"),
+            *("--builtin-schema", "vendor.compose-spec", str(path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_compose_follows_the_compose_specification():
+    """Every key is one the Compose Specification knows, with a value of its type."""
+    answer = check_compose_schema(INFRA / "docker-compose.yml")
+
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+
+
+def test_the_schema_check_refuses_a_misspelt_key(tmp_path):
+    """The check bites: `depends-on` for `depends_on` is no Compose key."""
+    text = (INFRA / "docker-compose.yml").read_text()
+    assert "    depends_on:" in text
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text(text.replace("    depends_on:", "    depends-on:", 1))
+
+    answer = check_compose_schema(broken)
+
+    assert answer.returncode == 1
+    assert "depends-on" in answer.stdout + answer.stderr
+
+
+def promtool_check_config(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["promtool", "check", "config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.promtool
+def test_prometheus_config_passes_promtool():
+    """Prometheus's own checker reads the scrape configuration as valid."""
+    answer = promtool_check_config(INFRA / "prometheus.yml")
+
+    assert answer.returncode == 0, answer.stdout + answer.stderr
+
+
+@pytest.mark.promtool
+def test_promtool_refuses_a_scrape_interval_that_is_no_duration(tmp_path):
+    """The check bites: 'often' is no Prometheus duration."""
+    config = yaml.safe_load((INFRA / "prometheus.yml").read_text())
+    config.setdefault("global", {})["scrape_interval"] = "often"
+    broken = tmp_path / "prometheus.yml"
+    broken.write_text(yaml.safe_dump(config))
+
+    answer = promtool_check_config(broken)
+
+    assert answer.returncode != 0
+    assert "often" in answer.stdout + answer.stderr
 
 
 def test_every_dossier_variable_in_compose_is_a_setting():

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 SERVE = (
@@ -108,3 +109,35 @@ def test_dossier_worker_serves_metrics_too(tmp_path, dev_env, task_queue):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.mark.e2e
+async def test_a_working_worker_exposes_what_the_readme_says_to_watch(
+    tmp_path, monkeypatch
+):
+    """After one dossier on `python -m worker`, /metrics parses as Prometheus text
+    and holds the sticky cache, schedule-to-start latency and completions, per
+    task queue."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from bench.dossiers import drive_dossier
+    from bench.stack import running_stack
+
+    bind = f"127.0.0.1:{_free_port()}"
+    monkeypatch.setenv("DOSSIER_METRICS_BIND", bind)  # the worker's environment
+    async with running_stack(tmp_path) as stack:
+        await drive_dossier(stack, "METRICS-1")
+        body = httpx.get(f"http://{bind}/metrics", timeout=10).text
+        queue = stack.settings.task_queue
+
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    assert families["temporal_sticky_cache_size"].type == "gauge"
+    latency = families["temporal_workflow_task_schedule_to_start_latency"]
+    assert latency.type == "histogram"
+    assert families["temporal_worker_task_slots_available"].type == "gauge"
+    completed = [
+        sample.value
+        for sample in families["temporal_workflow_completed"].samples
+        if sample.labels.get("task_queue") == queue
+    ]
+    assert completed == [1]
