@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import email
+import hashlib
 from datetime import UTC, datetime
 from email import policy
+from email.headerregistry import AddressHeader, DateHeader
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -137,6 +139,40 @@ def test_composing_is_deterministic() -> None:
     assert as_bytes(terms_mail()) == as_bytes(terms_mail())
 
 
+@pytest.mark.parametrize(
+    ("changes", "sha256"),
+    [
+        ({}, "2425bb1cf4006b9264843e8e5110f9211603b99ff082e185d1fc979e3a7d2a82"),
+        (
+            {
+                "provider_name": 'Formation Sécurité & Co. "Élan" SRL',
+                "to": [
+                    "an.peeters@bakkerij-peeters.example",
+                    "jan.jansens@bakkerij-peeters.example",
+                ],
+                "subject": (
+                    "Rappel : portefeuille PME — vos droits et obligations, à "
+                    "signer avant la date limite du 15 décembre"
+                ),
+                "text": "Madame,\n\nVeuillez signer les conditions générales. é à ü\n"
+                * 3,
+                "html": "<p>Veuillez signer les conditions générales. é à ü</p>\n" * 3,
+                "headers": {"X-Dossier-Template": "terms"},
+            },
+            "051affb62bed703f436a4516e460baf74460e51ac03ba164bc3401d3c064e536",
+        ),
+    ],
+)
+def test_composed_bytes_stay_as_they_were(changes: dict[str, Any], sha256: str) -> None:
+    """A mail composes to the bytes it had at 27b5543 (SHA-256, Python 3.11.7).
+
+    A send retried across a deployment must archive the same bytes, not a
+    second, different copy; so must one retried across a Python upgrade, which
+    this test then checks too. The second mail has quoted and encoded headers.
+    """
+    assert hashlib.sha256(as_bytes(terms_mail(**changes))).hexdigest() == sha256
+
+
 def test_lines_end_in_crlf() -> None:
     """The mail is serialised for SMTP: every line ends in CRLF."""
     data = as_bytes(terms_mail())
@@ -170,3 +206,12 @@ def test_header_injection_is_impossible() -> None:
     """A newline in a subject does not add a header."""
     with pytest.raises(ValueError):
         terms_mail(subject="Hallo\r\nBcc: everyone@example.com")
+
+
+def test_headers_keep_their_kinds() -> None:
+    """Address and date headers parse as such; each kind's class is made once."""
+    message, again = terms_mail(), terms_mail()
+
+    assert isinstance(message["To"], AddressHeader)
+    assert isinstance(message["Date"], DateHeader)
+    assert type(message["To"]) is type(again["To"])
