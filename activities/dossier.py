@@ -241,7 +241,7 @@ class DossierActivities:
         if self._mailer.already_accepted(message):
             logger.info("mail.accepted_before", message_id=pending.message_id)
         else:
-            self._mailer.send(message)
+            self._mailer.send(message, data)
 
         with self._sessions.begin() as session:
             record_archived(

@@ -66,7 +66,13 @@ class MailAttachment:
 
 
 class Mailer(Protocol):
-    def send(self, message: EmailMessage) -> None: ...
+    def send(self, message: EmailMessage, data: bytes) -> None:
+        """Send `message`; `data` is its serialised form, `as_bytes(message)`.
+
+        The caller has serialised the mail once for the archive already; a
+        mailer that sends whole RFC 5322 files sends those same bytes.
+        """
+        ...
 
     def already_accepted(self, message: EmailMessage) -> bool:
         """True when the backend provably took this Message-ID before.
@@ -156,12 +162,12 @@ class OutboxMailer:
     def already_accepted(self, message: EmailMessage) -> bool:
         return self.path_for(message).exists()
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, data: bytes) -> None:
         path = self.path_for(message)
         if path.exists():
             return
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
-        write_once(path, as_bytes(message), mode=0o640)
+        write_once(path, data, mode=0o640)
 
     def path_for(self, message: EmailMessage) -> Path:
         message_id = message.get("Message-ID")

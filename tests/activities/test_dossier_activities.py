@@ -78,11 +78,11 @@ class FlakyMailer(OutboxMailer):
         super().__init__(outbox_dir)
         self.failures_left = 1
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, data: bytes) -> None:
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionResetError("mail server went away")
-        super().send(message)
+        super().send(message, data)
 
 
 class FlakyArchive(LocalArchive):

@@ -84,7 +84,7 @@ def test_outbox_file_is_a_parseable_mail(tmp_path: Path) -> None:
     """The .eml has the headers, both bodies and the attachment, as composed."""
     mailer = OutboxMailer(tmp_path / "outbox")
 
-    mailer.send(terms_mail())
+    mailer.send(terms_mail(), as_bytes(terms_mail()))
 
     files = list((tmp_path / "outbox").iterdir())
     assert [f.name for f in files] == [
@@ -121,14 +121,26 @@ def test_outbox_file_is_a_parseable_mail(tmp_path: Path) -> None:
     assert attachments[0].get_content() == PDF
 
 
+def test_outbox_file_holds_the_bytes_handed_over(tmp_path: Path) -> None:
+    """The .eml is the serialised mail the mailer is given, as archived."""
+    message = terms_mail()
+    data = as_bytes(message)
+
+    OutboxMailer(tmp_path / "outbox").send(message, data)
+
+    [path] = (tmp_path / "outbox").iterdir()
+    assert path.read_bytes() == data
+
+
 def test_sending_the_same_mail_twice_writes_one_file(tmp_path: Path) -> None:
     """A retried send with the same Message-ID leaves the first file as it was."""
     mailer = OutboxMailer(tmp_path / "outbox")
-    mailer.send(terms_mail())
+    mailer.send(terms_mail(), as_bytes(terms_mail()))
     path = next((tmp_path / "outbox").iterdir())
     first = path.read_bytes()
 
-    mailer.send(terms_mail(subject="changed on retry"))
+    changed = terms_mail(subject="changed on retry")
+    mailer.send(changed, as_bytes(changed))
 
     assert list((tmp_path / "outbox").iterdir()) == [path]
     assert path.read_bytes() == first
