@@ -61,7 +61,7 @@ from adapters.records import (
     Task,
     TimelineEvent,
     record_archived,
-    save_dossier,
+    save_dossier_if_changed,
     utcnow,
 )
 from adapters.settings import Settings
@@ -268,7 +268,7 @@ class DossierActivities:
             existing = session.get(Message, mail.key)
             if existing is not None:
                 return existing
-            save_dossier(session, mail.dossier, _workflow_id())
+            save_dossier_if_changed(session, mail.dossier, _workflow_id())
             message = Message(
                 key=mail.key,
                 message_id=message_id_for(mail.key, self._settings.mail_domain),
@@ -327,7 +327,7 @@ class DossierActivities:
         secret = self._settings.link_secret.get_secret_value()
         links: dict[str, str] = {}
         with self._sessions.begin() as session:
-            save_dossier(session, dossier, _workflow_id())
+            save_dossier_if_changed(session, dossier, _workflow_id())
             for signer in signers:
                 link_id = sign_link_id(
                     dossier.dossier_id, request.document.value, signer
@@ -488,7 +488,7 @@ class DossierActivities:
             content_type="application/pdf",
         )
         with self._sessions.begin() as session:
-            save_dossier(session, dossier, _workflow_id())
+            save_dossier_if_changed(session, dossier, _workflow_id())
             record_archived(
                 session,
                 item,

@@ -243,6 +243,51 @@ async def test_send_mail_records_the_dossier(env, activities, session_factory) -
         assert row.fee_excl_vat == Decimal("75.00")
 
 
+async def test_a_later_mail_brings_the_dossier_up_to_date(
+    env, activities, session_factory
+) -> None:
+    """A mail whose dossier input changed since the last one refreshes the records."""
+    await env.run(activities.send_mail, terms_mail())
+    renamed = training_dossier(
+        client=dataclasses.replace(
+            training_dossier().client, name="Bakkerij Peeters & Zonen BV"
+        )
+    )
+
+    await env.run(
+        activities.send_mail,
+        terms_mail(key=f"{WORKFLOW_ID}/terms/1", sequence=1, dossier=renamed),
+    )
+
+    with session_factory() as session:
+        row = session.get_one(Dossier, "0412345614-ls-2026-0141")
+        assert row.client_name == "Bakkerij Peeters & Zonen BV"
+
+
+@pytest.mark.parametrize("activity", ["create_sign_links", "render_certificate"])
+async def test_other_activities_record_an_unknown_dossier(
+    env, activities, session_factory, activity
+) -> None:
+    """Sign links and certificates also save a dossier the records do not know."""
+    request = {
+        "create_sign_links": SignLinksInput(
+            training_dossier(), Document.TERMS, ["client"]
+        ),
+        "render_certificate": CertificateInput(
+            training_dossier(), Participant("An Peeters")
+        ),
+    }[activity]
+
+    await env.run(getattr(activities, activity), request)
+
+    with session_factory() as session:
+        row = session.get_one(Dossier, "0412345614-ls-2026-0141")
+        assert (row.workflow_id, row.client_name) == (
+            WORKFLOW_ID,
+            "Bakkerij Peeters BV",
+        )
+
+
 async def test_retry_after_a_failed_send_mails_once(
     env, make_activities, settings, session_factory
 ) -> None:
