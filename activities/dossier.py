@@ -252,11 +252,13 @@ class DossierActivities:
                 name=name,
                 content_type="message/rfc822",
             )
-            row = session.get_one(Message, mail.key)
-            row.status = SENT
-            row.sent_at = self._clock()
-            row.subject = rendered.subject
-            row.archive_key = item.key
+            # The row committed as pending is updated without reading it again;
+            # the UPDATE raises StaleDataError if the row has gone since.
+            session.add(pending)
+            pending.status = SENT
+            pending.sent_at = self._clock()
+            pending.subject = rendered.subject
+            pending.archive_key = item.key
             if mail.progress is not None:
                 _note_progress(session, mail.progress)
         logger.info("mail.sent", message_id=pending.message_id, sha256=item.sha256)

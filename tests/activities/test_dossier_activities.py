@@ -22,6 +22,7 @@ import pytest
 import structlog.testing
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -304,6 +305,30 @@ async def test_retry_after_a_failed_send_mails_once(
     assert result.already_sent is False
     assert len(outbox_files(settings)) == 1
     assert len(archived_files(settings)) == 1
+
+
+async def test_a_message_row_gone_before_the_record_fails_and_the_retry_mails_once(
+    env, make_activities, settings, session_factory
+) -> None:
+    """A pending row deleted during the send fails the attempt; the retry heals it."""
+
+    class DeletingMailer(OutboxMailer):
+        def send(self, message: EmailMessage, data: bytes) -> None:
+            super().send(message, data)
+            with session_factory.begin() as session:
+                session.delete(session.get_one(Message, TERMS_KEY))
+
+    with pytest.raises(StaleDataError):
+        await env.run(
+            make_activities(mailer=DeletingMailer(settings.outbox_dir)).send_mail,
+            terms_mail(),
+        )
+    result = await env.run(make_activities().send_mail, terms_mail())
+
+    assert result.message_id == TERMS_MESSAGE_ID
+    assert len(outbox_files(settings)) == 1
+    with session_factory() as session:
+        assert session.get_one(Message, TERMS_KEY).status == "sent"
 
 
 async def test_failed_archive_write_mails_nothing_and_the_retry_mails_once(
