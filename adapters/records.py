@@ -13,7 +13,6 @@ portal's users and web sessions do use foreign keys.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -44,7 +43,7 @@ from sqlalchemy import (
     func,
     select,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -407,7 +406,7 @@ _STORED_INPUT = (
 )
 
 
-def _holds(stored: Mapping[str, Any], dossier: DossierInput) -> bool:
+def _holds(stored: RowMapping, dossier: DossierInput) -> bool:
     """True when the stored columns are what save_dossier would write.
 
     A column that save_dossier writes but the statement does not read fails
