@@ -61,7 +61,7 @@ from adapters.records import (
     Task,
     TimelineEvent,
     record_archived,
-    save_dossier,
+    save_dossier_if_changed,
     utcnow,
 )
 from adapters.settings import Settings
@@ -241,7 +241,7 @@ class DossierActivities:
         if self._mailer.already_accepted(message):
             logger.info("mail.accepted_before", message_id=pending.message_id)
         else:
-            self._mailer.send(message)
+            self._mailer.send(message, data)
 
         with self._sessions.begin() as session:
             record_archived(
@@ -252,11 +252,13 @@ class DossierActivities:
                 name=name,
                 content_type="message/rfc822",
             )
-            row = session.get_one(Message, mail.key)
-            row.status = SENT
-            row.sent_at = self._clock()
-            row.subject = rendered.subject
-            row.archive_key = item.key
+            # The row committed as pending is updated without reading it again;
+            # the UPDATE raises StaleDataError if the row has gone since.
+            session.add(pending)
+            pending.status = SENT
+            pending.sent_at = self._clock()
+            pending.subject = rendered.subject
+            pending.archive_key = item.key
             if mail.progress is not None:
                 _note_progress(session, mail.progress)
         logger.info("mail.sent", message_id=pending.message_id, sha256=item.sha256)
@@ -268,7 +270,7 @@ class DossierActivities:
             existing = session.get(Message, mail.key)
             if existing is not None:
                 return existing
-            save_dossier(session, mail.dossier, _workflow_id())
+            save_dossier_if_changed(session, mail.dossier, _workflow_id())
             message = Message(
                 key=mail.key,
                 message_id=message_id_for(mail.key, self._settings.mail_domain),
@@ -327,7 +329,7 @@ class DossierActivities:
         secret = self._settings.link_secret.get_secret_value()
         links: dict[str, str] = {}
         with self._sessions.begin() as session:
-            save_dossier(session, dossier, _workflow_id())
+            save_dossier_if_changed(session, dossier, _workflow_id())
             for signer in signers:
                 link_id = sign_link_id(
                     dossier.dossier_id, request.document.value, signer
@@ -488,7 +490,7 @@ class DossierActivities:
             content_type="application/pdf",
         )
         with self._sessions.begin() as session:
-            save_dossier(session, dossier, _workflow_id())
+            save_dossier_if_changed(session, dossier, _workflow_id())
             record_archived(
                 session,
                 item,

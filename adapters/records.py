@@ -37,12 +37,13 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    bindparam,
     create_engine,
     event,
     func,
     select,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import RowMapping, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -336,8 +337,8 @@ def save_dossier(session: Session, dossier: DossierInput, workflow_id: str) -> D
             created_at=utcnow(),
         )
         session.add(provider)
-    provider.name = dossier.provider.name
-    provider.container_email = dossier.provider.container_email
+    for column, value in _provider_columns(dossier).items():
+        setattr(provider, column, value)
     known = provider.dv_numbers
     dv_numbers = [known] if isinstance(known, str) else list(known or [])
     if dossier.provider.dv_number not in dv_numbers:
@@ -355,17 +356,93 @@ def save_dossier(session: Session, dossier: DossierInput, workflow_id: str) -> D
             created_at=utcnow(),
         )
         session.add(row)
-    row.kind = dossier.kind.value
-    row.client_name = dossier.client.name
-    row.client_enterprise_number = dossier.client.enterprise_number
-    row.fee_excl_vat = dossier.fee.total_excl_vat
-    row.fee_vat = dossier.fee.vat
-    row.fee_incl_vat = dossier.fee.total_incl_vat
-    row.warnings = [
-        {"code": w.code, "message": w.message, "rule": w.rule} for w in dossier.warnings
-    ]
+    for column, value in _dossier_columns(dossier).items():
+        setattr(row, column, value)
     session.flush()
     return row
+
+
+def save_dossier_if_changed(
+    session: Session, dossier: DossierInput, workflow_id: str
+) -> bool:
+    """`save_dossier`, unless both rows already hold what it would write.
+
+    The activities run this before every mail, sign link and certificate; one
+    read of both rows is cheaper than loading them to find nothing to change.
+    True when the rows were created or refreshed.
+    """
+    stored = session.execute(
+        _STORED_INPUT,
+        {
+            "dossier_id": dossier.dossier_id,
+            "provider_id": dossier.provider.provider_id,
+        },
+    ).one_or_none()
+    if stored is not None and _holds(stored._mapping, dossier):
+        return False
+    save_dossier(session, dossier, workflow_id)
+    return True
+
+
+# What save_dossier writes of both rows, by column name, in one statement.
+_STORED_INPUT = (
+    select(
+        Provider.dv_numbers,
+        Provider.name,
+        Provider.container_email,
+        Dossier.kind,
+        Dossier.client_name,
+        Dossier.client_enterprise_number,
+        Dossier.fee_excl_vat,
+        Dossier.fee_vat,
+        Dossier.fee_incl_vat,
+        Dossier.warnings,
+    )
+    .join_from(Dossier, Provider, Provider.provider_id == Dossier.provider_id)
+    .where(
+        Dossier.dossier_id == bindparam("dossier_id"),
+        Provider.provider_id == bindparam("provider_id"),
+    )
+)
+
+
+def _holds(stored: RowMapping, dossier: DossierInput) -> bool:
+    """True when the stored columns are what save_dossier would write.
+
+    A column that save_dossier writes but the statement does not read fails
+    loudly here (KeyError), rather than going stale.
+    """
+    dv_numbers = stored["dv_numbers"]
+    columns = {**_provider_columns(dossier), **_dossier_columns(dossier)}
+    return (
+        isinstance(dv_numbers, list)
+        and dossier.provider.dv_number in dv_numbers
+        and all(stored[column] == value for column, value in columns.items())
+    )
+
+
+def _provider_columns(dossier: DossierInput) -> dict[str, Any]:
+    """The provider row's columns that follow every input (DV numbers add up)."""
+    return {
+        "name": dossier.provider.name,
+        "container_email": dossier.provider.container_email,
+    }
+
+
+def _dossier_columns(dossier: DossierInput) -> dict[str, Any]:
+    """The dossier row's columns that follow every input; progress does not."""
+    return {
+        "kind": dossier.kind.value,
+        "client_name": dossier.client.name,
+        "client_enterprise_number": dossier.client.enterprise_number,
+        "fee_excl_vat": dossier.fee.total_excl_vat,
+        "fee_vat": dossier.fee.vat,
+        "fee_incl_vat": dossier.fee.total_incl_vat,
+        "warnings": [
+            {"code": w.code, "message": w.message, "rule": w.rule}
+            for w in dossier.warnings
+        ],
+    }
 
 
 def add_timeline_once(sessions: sessionmaker[Session], line: TimelineEvent) -> bool:

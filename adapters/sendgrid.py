@@ -110,7 +110,8 @@ class SendGridMailer:
         with self._accepted_lock:
             return str(message["Message-ID"]) in self._accepted
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, data: bytes) -> None:
+        """POST the mail's parts; SendGrid builds its own MIME, `data` is unused."""
         message_id = str(message["Message-ID"])
         payload = self.payload(message)
         try:

@@ -22,6 +22,7 @@ import pytest
 import structlog.testing
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -78,11 +79,11 @@ class FlakyMailer(OutboxMailer):
         super().__init__(outbox_dir)
         self.failures_left = 1
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: EmailMessage, data: bytes) -> None:
         if self.failures_left:
             self.failures_left -= 1
             raise ConnectionResetError("mail server went away")
-        super().send(message)
+        super().send(message, data)
 
 
 class FlakyArchive(LocalArchive):
@@ -243,6 +244,51 @@ async def test_send_mail_records_the_dossier(env, activities, session_factory) -
         assert row.fee_excl_vat == Decimal("75.00")
 
 
+async def test_a_later_mail_brings_the_dossier_up_to_date(
+    env, activities, session_factory
+) -> None:
+    """A mail whose dossier input changed since the last one refreshes the records."""
+    await env.run(activities.send_mail, terms_mail())
+    renamed = training_dossier(
+        client=dataclasses.replace(
+            training_dossier().client, name="Bakkerij Peeters & Zonen BV"
+        )
+    )
+
+    await env.run(
+        activities.send_mail,
+        terms_mail(key=f"{WORKFLOW_ID}/terms/1", sequence=1, dossier=renamed),
+    )
+
+    with session_factory() as session:
+        row = session.get_one(Dossier, "0412345614-ls-2026-0141")
+        assert row.client_name == "Bakkerij Peeters & Zonen BV"
+
+
+@pytest.mark.parametrize("activity", ["create_sign_links", "render_certificate"])
+async def test_other_activities_record_an_unknown_dossier(
+    env, activities, session_factory, activity
+) -> None:
+    """Sign links and certificates also save a dossier the records do not know."""
+    request = {
+        "create_sign_links": SignLinksInput(
+            training_dossier(), Document.TERMS, ["client"]
+        ),
+        "render_certificate": CertificateInput(
+            training_dossier(), Participant("An Peeters")
+        ),
+    }[activity]
+
+    await env.run(getattr(activities, activity), request)
+
+    with session_factory() as session:
+        row = session.get_one(Dossier, "0412345614-ls-2026-0141")
+        assert (row.workflow_id, row.client_name) == (
+            WORKFLOW_ID,
+            "Bakkerij Peeters BV",
+        )
+
+
 async def test_retry_after_a_failed_send_mails_once(
     env, make_activities, settings, session_factory
 ) -> None:
@@ -259,6 +305,30 @@ async def test_retry_after_a_failed_send_mails_once(
     assert result.already_sent is False
     assert len(outbox_files(settings)) == 1
     assert len(archived_files(settings)) == 1
+
+
+async def test_a_message_row_gone_before_the_record_fails_and_the_retry_mails_once(
+    env, make_activities, settings, session_factory
+) -> None:
+    """A pending row deleted during the send fails the attempt; the retry heals it."""
+
+    class DeletingMailer(OutboxMailer):
+        def send(self, message: EmailMessage, data: bytes) -> None:
+            super().send(message, data)
+            with session_factory.begin() as session:
+                session.delete(session.get_one(Message, TERMS_KEY))
+
+    with pytest.raises(StaleDataError):
+        await env.run(
+            make_activities(mailer=DeletingMailer(settings.outbox_dir)).send_mail,
+            terms_mail(),
+        )
+    result = await env.run(make_activities().send_mail, terms_mail())
+
+    assert result.message_id == TERMS_MESSAGE_ID
+    assert len(outbox_files(settings)) == 1
+    with session_factory() as session:
+        assert session.get_one(Message, TERMS_KEY).status == "sent"
 
 
 async def test_failed_archive_write_mails_nothing_and_the_retry_mails_once(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import email
+import hashlib
 from datetime import UTC, datetime
 from email import policy
+from email.headerregistry import AddressHeader, DateHeader
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -82,7 +84,7 @@ def test_outbox_file_is_a_parseable_mail(tmp_path: Path) -> None:
     """The .eml has the headers, both bodies and the attachment, as composed."""
     mailer = OutboxMailer(tmp_path / "outbox")
 
-    mailer.send(terms_mail())
+    mailer.send(terms_mail(), as_bytes(terms_mail()))
 
     files = list((tmp_path / "outbox").iterdir())
     assert [f.name for f in files] == [
@@ -119,14 +121,26 @@ def test_outbox_file_is_a_parseable_mail(tmp_path: Path) -> None:
     assert attachments[0].get_content() == PDF
 
 
+def test_outbox_file_holds_the_bytes_handed_over(tmp_path: Path) -> None:
+    """The .eml is the serialised mail the mailer is given, as archived."""
+    message = terms_mail()
+    data = as_bytes(message)
+
+    OutboxMailer(tmp_path / "outbox").send(message, data)
+
+    [path] = (tmp_path / "outbox").iterdir()
+    assert path.read_bytes() == data
+
+
 def test_sending_the_same_mail_twice_writes_one_file(tmp_path: Path) -> None:
     """A retried send with the same Message-ID leaves the first file as it was."""
     mailer = OutboxMailer(tmp_path / "outbox")
-    mailer.send(terms_mail())
+    mailer.send(terms_mail(), as_bytes(terms_mail()))
     path = next((tmp_path / "outbox").iterdir())
     first = path.read_bytes()
 
-    mailer.send(terms_mail(subject="changed on retry"))
+    changed = terms_mail(subject="changed on retry")
+    mailer.send(changed, as_bytes(changed))
 
     assert list((tmp_path / "outbox").iterdir()) == [path]
     assert path.read_bytes() == first
@@ -135,6 +149,40 @@ def test_sending_the_same_mail_twice_writes_one_file(tmp_path: Path) -> None:
 def test_composing_is_deterministic() -> None:
     """The same key, date and content give byte-identical mails."""
     assert as_bytes(terms_mail()) == as_bytes(terms_mail())
+
+
+@pytest.mark.parametrize(
+    ("changes", "sha256"),
+    [
+        ({}, "2425bb1cf4006b9264843e8e5110f9211603b99ff082e185d1fc979e3a7d2a82"),
+        (
+            {
+                "provider_name": 'Formation Sécurité & Co. "Élan" SRL',
+                "to": [
+                    "an.peeters@bakkerij-peeters.example",
+                    "jan.jansens@bakkerij-peeters.example",
+                ],
+                "subject": (
+                    "Rappel : portefeuille PME — vos droits et obligations, à "
+                    "signer avant la date limite du 15 décembre"
+                ),
+                "text": "Madame,\n\nVeuillez signer les conditions générales. é à ü\n"
+                * 3,
+                "html": "<p>Veuillez signer les conditions générales. é à ü</p>\n" * 3,
+                "headers": {"X-Dossier-Template": "terms"},
+            },
+            "051affb62bed703f436a4516e460baf74460e51ac03ba164bc3401d3c064e536",
+        ),
+    ],
+)
+def test_composed_bytes_stay_as_they_were(changes: dict[str, Any], sha256: str) -> None:
+    """A mail composes to the bytes it had at 27b5543 (SHA-256, Python 3.11.7).
+
+    A send retried across a deployment must archive the same bytes, not a
+    second, different copy; so must one retried across a Python upgrade, which
+    this test then checks too. The second mail has quoted and encoded headers.
+    """
+    assert hashlib.sha256(as_bytes(terms_mail(**changes))).hexdigest() == sha256
 
 
 def test_lines_end_in_crlf() -> None:
@@ -170,3 +218,12 @@ def test_header_injection_is_impossible() -> None:
     """A newline in a subject does not add a header."""
     with pytest.raises(ValueError):
         terms_mail(subject="Hallo\r\nBcc: everyone@example.com")
+
+
+def test_headers_keep_their_kinds() -> None:
+    """Address and date headers parse as such; each kind's class is made once."""
+    message, again = terms_mail(), terms_mail()
+
+    assert isinstance(message["To"], AddressHeader)
+    assert isinstance(message["Date"], DateHeader)
+    assert type(message["To"]) is type(again["To"])

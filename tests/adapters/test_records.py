@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -24,9 +25,10 @@ from adapters.records import (
     make_session_factory,
     record_archived,
     save_dossier,
+    save_dossier_if_changed,
     upgrade_database,
 )
-from kmo.models import Warning
+from kmo.models import Kind, Warning
 from tests.factories import advice_dossier, training_dossier
 
 TABLES = {
@@ -153,6 +155,168 @@ def test_save_dossier_reads_a_single_dv_number_string(
     with sessions() as session:
         provider = session.get_one(Provider, "0412345614")
         assert provider.dv_numbers == ["DV.O214567"]
+
+
+PROVIDER = training_dossier().provider
+CLIENT = training_dossier().client
+FEE = training_dossier().fee
+
+
+def test_save_dossier_if_changed_creates_missing_rows(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Before intake's rows exist, the provider and the dossier are created."""
+    with sessions.begin() as session:
+        written = save_dossier_if_changed(session, training_dossier(), "wf-1")
+
+    assert written is True
+    with sessions() as session:
+        row = session.get_one(Dossier, "0412345614-ls-2026-0141")
+        provider = session.get_one(Provider, "0412345614")
+        assert (row.workflow_id, row.step, row.client_name) == (
+            "wf-1",
+            "onboarding",
+            "Bakkerij Peeters BV",
+        )
+        assert row.fee_incl_vat == Decimal("90.75")
+        assert provider.name == "Leerhuis Schelde BV"
+        assert provider.dv_numbers == ["DV.O214567"]
+
+
+def test_save_dossier_if_changed_adds_a_dossier_to_a_known_provider(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A provider's second dossier is created although the provider row is current."""
+    with sessions.begin() as session:
+        save_dossier(session, training_dossier(), "wf-1")
+    second = training_dossier(
+        dossier_id="0412345614-ls-2026-0142", invoice_number="LS-2026-0142"
+    )
+
+    with sessions.begin() as session:
+        written = save_dossier_if_changed(session, second, "wf-2")
+
+    assert written is True
+    with sessions() as session:
+        row = session.get_one(Dossier, "0412345614-ls-2026-0142")
+        assert (row.workflow_id, row.invoice_number) == ("wf-2", "LS-2026-0142")
+
+
+def test_save_dossier_if_changed_leaves_current_rows_alone(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Rows that hold the input already are not written; progress stays."""
+    dossier = training_dossier(
+        warnings=[Warning("late", "the application deadline is near", "rule-14d")]
+    )
+    with sessions.begin() as session:
+        save_dossier(session, dossier, "wf-1").step = "payment"
+
+    with sessions.begin() as session:
+        written = save_dossier_if_changed(session, dossier, "wf-1")
+
+    assert written is False
+    with sessions() as session:
+        row = session.get_one(Dossier, "0412345614-ls-2026-0141")
+        assert (row.step, row.client_name) == ("payment", "Bakkerij Peeters BV")
+
+
+@pytest.mark.parametrize(
+    ("changes", "model", "column", "expected"),
+    [
+        (
+            {"provider": replace(PROVIDER, name="Leerhuis Schelde NV")},
+            Provider,
+            "name",
+            "Leerhuis Schelde NV",
+        ),
+        (
+            {"provider": replace(PROVIDER, container_email="ls@containers.example")},
+            Provider,
+            "container_email",
+            "ls@containers.example",
+        ),
+        (
+            {"provider": replace(PROVIDER, dv_number="DV.O299999")},
+            Provider,
+            "dv_numbers",
+            ["DV.O214567", "DV.O299999"],
+        ),
+        ({"kind": Kind.ADVICE}, Dossier, "kind", "advice"),
+        (
+            {"client": replace(CLIENT, name="Bakkerij Peeters & Zonen BV")},
+            Dossier,
+            "client_name",
+            "Bakkerij Peeters & Zonen BV",
+        ),
+        (
+            {"client": replace(CLIENT, enterprise_number="0511.223.454")},
+            Dossier,
+            "client_enterprise_number",
+            "0511.223.454",
+        ),
+        (
+            {"fee": replace(FEE, total_excl_vat=Decimal("100.00"))},
+            Dossier,
+            "fee_excl_vat",
+            Decimal("100.00"),
+        ),
+        (
+            {"fee": replace(FEE, vat=Decimal("21.00"))},
+            Dossier,
+            "fee_vat",
+            Decimal("21.00"),
+        ),
+        (
+            {"fee": replace(FEE, total_incl_vat=Decimal("121.00"))},
+            Dossier,
+            "fee_incl_vat",
+            Decimal("121.00"),
+        ),
+        (
+            {"warnings": [Warning("late", "the deadline is near", "rule-14d")]},
+            Dossier,
+            "warnings",
+            [{"code": "late", "message": "the deadline is near", "rule": "rule-14d"}],
+        ),
+    ],
+)
+def test_save_dossier_if_changed_refreshes_what_changed(
+    sessions: sessionmaker[Session],
+    changes: dict[str, object],
+    model: type[Provider] | type[Dossier],
+    column: str,
+    expected: object,
+) -> None:
+    """Any value of the input that save_dossier keeps, once changed, is refreshed."""
+    with sessions.begin() as session:
+        save_dossier(session, training_dossier(), "wf-1").step = "payment"
+
+    with sessions.begin() as session:
+        written = save_dossier_if_changed(session, training_dossier(**changes), "wf-1")
+
+    assert written is True
+    key = "0412345614" if model is Provider else "0412345614-ls-2026-0141"
+    with sessions() as session:
+        assert getattr(session.get_one(model, key), column) == expected
+        assert session.get_one(Dossier, "0412345614-ls-2026-0141").step == "payment"
+
+
+def test_save_dossier_if_changed_rewrites_a_single_dv_number_string(
+    sessions: sessionmaker[Session],
+) -> None:
+    """A provider row holding its DV number as a plain string is made a list."""
+    with sessions.begin() as session:
+        save_dossier(session, training_dossier(), "wf-1")
+    with sessions.begin() as session:
+        session.get_one(Provider, "0412345614").dv_numbers = "DV.O214567"  # type: ignore[assignment]
+
+    with sessions.begin() as session:
+        written = save_dossier_if_changed(session, training_dossier(), "wf-1")
+
+    assert written is True
+    with sessions() as session:
+        assert session.get_one(Provider, "0412345614").dv_numbers == ["DV.O214567"]
 
 
 def test_one_dossier_per_provider_and_invoice_number(

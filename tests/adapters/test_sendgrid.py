@@ -21,7 +21,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.dossier import DossierActivities
 from adapters.archive import LocalArchive
-from adapters.mail import MailAttachment, compose
+from adapters.mail import MailAttachment, as_bytes, compose
 from adapters.records import Message
 from adapters.sendgrid import MailTemporarilyUnavailable, SendGridMailer
 from adapters.settings import Settings
@@ -126,12 +126,18 @@ def terms_message() -> EmailMessage:
     )
 
 
+def send_terms(mailer: SendGridMailer) -> None:
+    """Send `terms_message()` as the activity does: with its serialised bytes."""
+    message = terms_message()
+    mailer.send(message, as_bytes(message))
+
+
 # --- the payload -----------------------------------------------------------
 
 
 def test_payload_carries_the_composed_mail(sendgrid) -> None:
     """One POST to /v3/mail/send with sender, reply address, parts, args, sandbox."""
-    SendGridMailer(API_KEY, host=sendgrid.host, sandbox=True).send(terms_message())
+    send_terms(SendGridMailer(API_KEY, host=sendgrid.host, sandbox=True))
 
     [post] = sendgrid.posts
     assert post.path == "/v3/mail/send"
@@ -175,7 +181,7 @@ def test_payload_carries_the_composed_mail(sendgrid) -> None:
 
 def test_payload_outside_sandbox_has_no_mail_settings(sendgrid) -> None:
     """Without sandbox the payload asks for no mail settings: SendGrid delivers."""
-    SendGridMailer(API_KEY, host=sendgrid.host).send(terms_message())
+    send_terms(SendGridMailer(API_KEY, host=sendgrid.host))
 
     [post] = sendgrid.posts
     assert "mail_settings" not in post.payload
@@ -186,7 +192,7 @@ def test_accepted_mail_is_known_to_the_mailer_that_sent_it(sendgrid) -> None:
     mailer = SendGridMailer(API_KEY, host=sendgrid.host)
 
     before = mailer.already_accepted(terms_message())
-    mailer.send(terms_message())
+    send_terms(mailer)
 
     assert before is False
     assert mailer.already_accepted(terms_message()) is True
@@ -202,7 +208,7 @@ def test_refused_mail_is_not_known_as_accepted(sendgrid) -> None:
     mailer = SendGridMailer(API_KEY, host=sendgrid.host)
 
     with pytest.raises(MailTemporarilyUnavailable):
-        mailer.send(terms_message())
+        send_terms(mailer)
 
     assert mailer.already_accepted(terms_message()) is False
 
@@ -215,7 +221,7 @@ def test_rejection_is_not_retried(sendgrid) -> None:
     sendgrid.answer(400)
 
     with pytest.raises(ApplicationError) as raised:
-        SendGridMailer(API_KEY, host=sendgrid.host).send(terms_message())
+        send_terms(SendGridMailer(API_KEY, host=sendgrid.host))
 
     assert raised.value.non_retryable is True
     assert raised.value.type == "MailRejected"
@@ -233,7 +239,7 @@ def test_server_error_is_retried(sendgrid, status: int) -> None:
     sendgrid.answer(status)
 
     with pytest.raises(MailTemporarilyUnavailable) as raised:
-        SendGridMailer(API_KEY, host=sendgrid.host).send(terms_message())
+        send_terms(SendGridMailer(API_KEY, host=sendgrid.host))
 
     assert raised.value.non_retryable is False
     assert raised.value.type == "MailTemporarilyUnavailable"
@@ -245,7 +251,7 @@ def test_throttling_is_retried_after_the_asked_delay(sendgrid) -> None:
     sendgrid.retry_after = "60"
 
     with pytest.raises(MailTemporarilyUnavailable) as raised:
-        SendGridMailer(API_KEY, host=sendgrid.host).send(terms_message())
+        send_terms(SendGridMailer(API_KEY, host=sendgrid.host))
 
     assert raised.value.non_retryable is False
     assert raised.value.next_retry_delay == timedelta(seconds=60)
@@ -256,7 +262,7 @@ def test_unreachable_sendgrid_is_retried(sendgrid) -> None:
     closed = sendgrid.host.rsplit(":", 1)[0] + ":9"
 
     with pytest.raises(MailTemporarilyUnavailable) as raised:
-        SendGridMailer(API_KEY, host=closed).send(terms_message())
+        send_terms(SendGridMailer(API_KEY, host=closed))
 
     assert raised.value.non_retryable is False
 
@@ -284,7 +290,7 @@ def test_mailer_from_environment_sends_to_the_configured_host(
     monkeypatch.setenv("DOSSIER_SENDGRID_SANDBOX", "true")
     settings = Settings(data_dir=tmp_path)
 
-    SendGridMailer.from_settings(settings).send(terms_message())
+    send_terms(SendGridMailer.from_settings(settings))
 
     [post] = sendgrid.posts
     assert settings.mail_backend == "sendgrid"

@@ -33,8 +33,8 @@ class CountingMailer:
     def already_accepted(self, message: EmailMessage) -> bool:
         return self._log.exists() and message["Message-ID"] in self._log.read_text()
 
-    def send(self, message: EmailMessage) -> None:
-        self._outbox.send(message)
+    def send(self, message: EmailMessage, data: bytes) -> None:
+        self._outbox.send(message, data)
         with self._log.open("a") as log:
             log.write(f"{message['Message-ID']}\n")
 

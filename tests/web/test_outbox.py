@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from adapters.mail import OutboxMailer
+from adapters.mail import OutboxMailer, as_bytes
 from tests.web.api_users import OUTSIDE
 from web.app import create_app
 from web.outbox import linkify
@@ -37,7 +37,7 @@ def mail_in_outbox(settings) -> EmailMessage:
     message["Subject"] = "Voorwaarden ondertekenen"
     message["Date"] = "Thu, 03 Dec 2026 10:00:00 +0000"
     message.set_content(f"Teken hier <script>alert(1)</script>: {SIGN_URL}.\n")
-    OutboxMailer(settings.outbox_dir).send(message)
+    OutboxMailer(settings.outbox_dir).send(message, as_bytes(message))
     return message
 
 
@@ -162,7 +162,7 @@ async def test_a_folded_subject_is_shown_without_its_fold(pages, settings):
     message["Subject"] = subject
     message["Message-ID"] = "<folded-1@kmo-dossier.example>"
     message.set_content("Beste An")
-    OutboxMailer(settings.outbox_dir).send(message)
+    OutboxMailer(settings.outbox_dir).send(message, as_bytes(message))
 
     listing = (await pages.get("/outbox")).text
 
