@@ -138,6 +138,9 @@ class Dossier(Base):
     fee_excl_vat: Mapped[Decimal | None] = mapped_column(Money)
     fee_vat: Mapped[Decimal | None] = mapped_column(Money)
     fee_incl_vat: Mapped[Decimal | None] = mapped_column(Money)
+    # Kept for the annual cap at intake; start_date None: recorded before 0003.
+    start_date: Mapped[date | None] = mapped_column(Date)
+    expected_subsidy: Mapped[Decimal | None] = mapped_column(Money)
     warnings: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
@@ -396,6 +399,8 @@ _STORED_INPUT = (
         Dossier.fee_excl_vat,
         Dossier.fee_vat,
         Dossier.fee_incl_vat,
+        Dossier.start_date,
+        Dossier.expected_subsidy,
         Dossier.warnings,
     )
     .join_from(Dossier, Provider, Provider.provider_id == Dossier.provider_id)
@@ -431,6 +436,7 @@ def _provider_columns(dossier: DossierInput) -> dict[str, Any]:
 
 def _dossier_columns(dossier: DossierInput) -> dict[str, Any]:
     """The dossier row's columns that follow every input; progress does not."""
+    subsidy = dossier.subsidy()
     return {
         "kind": dossier.kind.value,
         "client_name": dossier.client.name,
@@ -438,6 +444,8 @@ def _dossier_columns(dossier: DossierInput) -> dict[str, Any]:
         "fee_excl_vat": dossier.fee.total_excl_vat,
         "fee_vat": dossier.fee.vat,
         "fee_incl_vat": dossier.fee.total_incl_vat,
+        "start_date": dossier.start_date,
+        "expected_subsidy": subsidy.subsidy if subsidy else None,
         "warnings": [
             {"code": w.code, "message": w.message, "rule": w.rule}
             for w in dossier.warnings

@@ -51,7 +51,7 @@ from kmo.rules import (
     invoice_text,
     retention_until,
 )
-from kmo.subsidy import expected_subsidy, theme_of
+from kmo.subsidy import theme_of
 from starter.client import workflow_id
 from workflows import search
 from workflows.dossier import DossierWorkflow
@@ -337,26 +337,28 @@ def client_subsidies(
 ) -> list[tuple[int, Decimal]]:
     """(start year, expected subsidy) of the client's other live dossiers.
 
-    Read from each dossier's archived UBL invoice, a small enterprise assumed;
-    cancelled and lapsed dossiers get no subsidy, and PDF invoices (whose
-    fields are not kept) are left out.
+    As the records keep them (`save_dossier`), in one query; cancelled and
+    lapsed dossiers get no subsidy. A dossier recorded before the records
+    kept them (start date NULL) is read from its archived UBL invoice, a
+    small enterprise assumed; a PDF one of those is left out.
     """
-    rows = session.scalars(
-        select(Dossier).where(
+    rows = session.execute(
+        select(Dossier.dossier_id, Dossier.start_date, Dossier.expected_subsidy).where(
             Dossier.client_enterprise_number == client_enterprise_number,
             Dossier.dossier_id != leave_out,
+            Dossier.outcome.is_distinct_from(Step.CANCELLED.value),
+            Dossier.outcome.is_distinct_from(Step.LAPSED.value),
         )
     ).all()
     found: list[tuple[int, Decimal]] = []
-    for row in rows:
-        if row.outcome in (Step.CANCELLED.value, Step.LAPSED.value):
-            continue
-        other = _archived_dossier(session, archive, row.dossier_id)
-        if other is None:
-            continue
-        subsidy = _expected_subsidy(other)
+    for dossier_id, start_date, subsidy in rows:
+        if start_date is None:
+            other = _archived_dossier(session, archive, dossier_id)
+            if other is None:
+                continue
+            start_date, subsidy = other.start_date, _expected_subsidy(other)
         if subsidy is not None:
-            found.append((other.start_date.year, subsidy))
+            found.append((start_date.year, subsidy))
     return found
 
 
@@ -378,13 +380,7 @@ def _archived_dossier(
 
 
 def _expected_subsidy(dossier: DossierInput) -> Decimal | None:
-    subsidy = expected_subsidy(
-        dossier.kind,
-        dossier.project_amount_excl_vat,
-        dossier.start_date,
-        company_size=dossier.company_size,
-        theme=dossier.theme or theme_of(dossier.kind, dossier.title),
-    )
+    subsidy = dossier.subsidy()
     return subsidy.subsidy if subsidy else None
 
 

@@ -87,6 +87,95 @@ async def test_other_years_and_other_clients_do_not_count(intake):
     assert "annual_cap_exceeded" not in same_client_excel
 
 
+class CountingArchive(LocalArchive):
+    """The local archive, counting the objects read back."""
+
+    reads = 0
+
+    def get(self, key: str) -> bytes:
+        self.reads += 1
+        return super().get(key)
+
+
+async def two_dossiers_of_the_client(intake: IntakeService) -> None:
+    """The first test's advice and welding course: 7,410.00 in 2026."""
+    await submit(intake, "advice.xml", (FIXTURES / "advice-cyber-6m.xml").read_bytes())
+    await submit(
+        intake,
+        "welding.xml",
+        invoice_of_the_same_client(
+            "training-incompany-10p-12m.xml",
+            (b"0604567841", CLIENT),
+            (b"2027-01-11", b"2026-01-12"),
+            (b"2027-12-13", b"2026-12-14"),
+        ),
+    )
+
+
+def excel_of_the_same_client() -> bytes:
+    return invoice_of_the_same_client("training-open-1p.xml", (b"0511223355", CLIENT))
+
+
+async def test_the_cap_takes_earlier_dossiers_from_the_records_not_the_archive(
+    settings, session_factory
+):
+    """With the figures on record, the third upload reads no earlier invoice."""
+    archive = CountingArchive(settings.archive_dir)
+    intake = IntakeService(
+        settings, NoTemporal(), session_factory, archive, search_attributes=False
+    )
+    await two_dossiers_of_the_client(intake)
+    archive.reads = 0
+
+    warnings = await submit(intake, "excel.xml", excel_of_the_same_client())
+
+    assert "annual_cap_exceeded" in warnings
+    assert archive.reads == 0
+
+
+async def test_a_dossier_recorded_before_the_figures_counts_through_its_invoice(
+    settings, session_factory
+):
+    """Rows from before migration 0003 (no start date) are read from the archive."""
+    from sqlalchemy import update
+
+    from adapters.records import Dossier
+
+    archive = CountingArchive(settings.archive_dir)
+    intake = IntakeService(
+        settings, NoTemporal(), session_factory, archive, search_attributes=False
+    )
+    await two_dossiers_of_the_client(intake)
+    with session_factory.begin() as session:
+        session.execute(update(Dossier).values(start_date=None, expected_subsidy=None))
+    archive.reads = 0
+
+    warnings = await submit(intake, "excel.xml", excel_of_the_same_client())
+
+    assert "annual_cap_exceeded" in warnings
+    assert archive.reads == 2
+
+
+@pytest.mark.parametrize("outcome", ["cancelled", "lapsed"])
+async def test_a_cancelled_or_lapsed_dossier_takes_no_part_of_the_cap(
+    intake, session_factory, outcome
+):
+    """Without the advice's 3,060.00 the client stays under the cap."""
+    from sqlalchemy import update
+
+    from adapters.records import Dossier
+
+    await two_dossiers_of_the_client(intake)
+    with session_factory.begin() as session:
+        session.execute(
+            update(Dossier).where(Dossier.kind == "advice").values(outcome=outcome)
+        )
+
+    warnings = await submit(intake, "excel.xml", excel_of_the_same_client())
+
+    assert "annual_cap_exceeded" not in warnings
+
+
 class RecordingTemporal:
     """Keeps the dossier each start was given."""
 

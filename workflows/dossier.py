@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from kmo.calendar import local_date, next_working_day, office_morning
     from kmo.models import Kind
     from kmo.rules import retention_until
-    from kmo.subsidy import Subsidy, expected_subsidy, theme_of
+    from kmo.subsidy import Subsidy
     from workflows import search
     from workflows.messages import (
         AbsenceInput,
@@ -850,14 +850,7 @@ class DossierWorkflow:
         return policy.reminder_every_days
 
     def _subsidy(self) -> Subsidy | None:
-        dossier = self._dossier
-        return expected_subsidy(
-            dossier.kind,
-            dossier.project_amount_excl_vat,
-            dossier.start_date,
-            company_size=dossier.company_size,
-            theme=dossier.theme or theme_of(dossier.kind, dossier.title),
-        )
+        return self._dossier.subsidy()
 
     def _amounts(self) -> dict[str, str]:
         """The deposit mail's figures, as plain decimal strings."""

@@ -13,6 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from kmo.models import Fee, Kind, Warning
+from kmo.subsidy import Subsidy, expected_subsidy, theme_of
 
 
 class Step(StrEnum):
@@ -101,6 +102,16 @@ class DossierInput:
     title: str = ""  # the training or advice, as the invoice line names it
     company_size: str | None = None  # small, medium; None: unknown, small assumed
     theme: str = ""  # cybersecurity, energy or general; "" (older): from the title
+
+    def subsidy(self) -> Subsidy | None:
+        """The subsidy the programme's rules give this dossier; None before them."""
+        return expected_subsidy(
+            self.kind,
+            self.project_amount_excl_vat,
+            self.start_date,
+            company_size=self.company_size,
+            theme=self.theme or theme_of(self.kind, self.title),
+        )
 
 
 # --- signals -------------------------------------------------------------

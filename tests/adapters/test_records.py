@@ -10,12 +10,14 @@ from decimal import Decimal
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.archive import ArchivedItem
 from adapters.records import (
+    MIGRATIONS_DIR,
     ArchiveItem,
     Base,
     Dossier,
@@ -59,7 +61,7 @@ def sessions(engine: Engine) -> sessionmaker[Session]:
 
 
 def test_upgrade_creates_every_table(database_url: str) -> None:
-    """Migrating an empty database creates all tables at revision 0002."""
+    """Migrating an empty database creates all tables at the head revision."""
     upgrade_database(database_url)
 
     engine = make_engine(database_url)
@@ -67,7 +69,7 @@ def test_upgrade_creates_every_table(database_url: str) -> None:
         assert set(inspect(engine).get_table_names()) == TABLES
         with engine.connect() as connection:
             version = connection.scalar(text("SELECT version_num FROM alembic_version"))
-        assert version == "0002"
+        assert version == ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
     finally:
         engine.dispose()
 
