@@ -71,7 +71,7 @@ clean: stop
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 # make bench - measured speed on this machine (not part of `make test`), about
-# 10 minutes on 2 cores; `make bench BENCH_ARGS=--quick` takes about 2.
+# 12 minutes on 2 cores; `make bench BENCH_ARGS=--quick` takes about 1.
 .PHONY: bench
 bench: setup
 	@$(PYTHON) -c 'import psutil' 2>/dev/null || $(PYTHON) -m pip install --quiet psutil
