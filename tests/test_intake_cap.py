@@ -116,14 +116,21 @@ def excel_of_the_same_client() -> bytes:
     return invoice_of_the_same_client("training-open-1p.xml", (b"0511223355", CLIENT))
 
 
-async def test_the_cap_takes_earlier_dossiers_from_the_records_not_the_archive(
-    settings, session_factory
-):
-    """With the figures on record, the third upload reads no earlier invoice."""
+@pytest.fixture
+def counted(settings, session_factory) -> tuple[IntakeService, CountingArchive]:
+    """Intake on an archive that counts its reads."""
     archive = CountingArchive(settings.archive_dir)
     intake = IntakeService(
         settings, NoTemporal(), session_factory, archive, search_attributes=False
     )
+    return intake, archive
+
+
+async def test_the_cap_takes_earlier_dossiers_from_the_records_not_the_archive(
+    counted,
+):
+    """With the figures on record, the third upload reads no earlier invoice."""
+    intake, archive = counted
     await two_dossiers_of_the_client(intake)
     archive.reads = 0
 
@@ -134,17 +141,14 @@ async def test_the_cap_takes_earlier_dossiers_from_the_records_not_the_archive(
 
 
 async def test_a_dossier_recorded_before_the_figures_counts_through_its_invoice(
-    settings, session_factory
+    counted, session_factory
 ):
     """Rows from before migration 0003 (no start date) are read from the archive."""
     from sqlalchemy import update
 
     from adapters.records import Dossier
 
-    archive = CountingArchive(settings.archive_dir)
-    intake = IntakeService(
-        settings, NoTemporal(), session_factory, archive, search_attributes=False
-    )
+    intake, archive = counted
     await two_dossiers_of_the_client(intake)
     with session_factory.begin() as session:
         session.execute(update(Dossier).values(start_date=None, expected_subsidy=None))

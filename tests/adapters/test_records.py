@@ -281,6 +281,19 @@ def test_save_dossier_if_changed_leaves_current_rows_alone(
             "warnings",
             [{"code": "late", "message": "the deadline is near", "rule": "rule-14d"}],
         ),
+        (  # 30 % of the project for a small enterprise
+            {"project_amount_excl_vat": Decimal("1000.00")},
+            Dossier,
+            "expected_subsidy",
+            Decimal("300.00"),
+        ),
+        ({"start_date": date(2027, 1, 11)}, Dossier, "start_date", date(2027, 1, 11)),
+        (  # before the first rate of the table (1 December 2019): no subsidy
+            {"start_date": date(2019, 6, 3)},
+            Dossier,
+            "expected_subsidy",
+            None,
+        ),
     ],
 )
 def test_save_dossier_if_changed_refreshes_what_changed(
