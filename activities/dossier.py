@@ -47,7 +47,6 @@ from adapters.archive import (
 )
 from adapters.links import sign_link_id, sign_token
 from adapters.mail import (
-    InvalidAddress,
     MailAttachment,
     Mailer,
     as_bytes,
@@ -73,6 +72,7 @@ from adapters.templates import (
     render_document,
     render_mail,
 )
+from kmo.addresses import InvalidAddress
 from kmo.models import Kind
 from kmo.rules import retention_until
 from workflows.messages import (

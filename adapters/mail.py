@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from adapters.files import write_once
+from kmo.addresses import mail_address
 
 _LOCAL_PART_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+")
 
 
 class _HeaderClasses(HeaderRegistry):
@@ -52,10 +52,6 @@ class _HeaderClasses(HeaderRegistry):
 
 # policy.SMTP (RFC 5322 with CRLF line ends), with the header classes made once.
 MAIL_POLICY = policy.SMTP.clone(header_factory=_HeaderClasses())
-
-
-class InvalidAddress(ValueError):
-    """A recipient that is not a single plain email address."""
 
 
 @dataclass(frozen=True)
@@ -126,7 +122,7 @@ def compose(
         addr_spec=container_address(provider_id, mail_domain),
     )
     message["Reply-To"] = Address(addr_spec=dossier_address(dossier_id, mail_domain))
-    message["To"] = [Address(addr_spec=_checked(address)) for address in to]
+    message["To"] = [Address(addr_spec=mail_address(address)) for address in to]
     message["Subject"] = subject
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id_for(key, mail_domain)
@@ -179,13 +175,6 @@ class OutboxMailer:
 
 def _local_part(value: str) -> str:
     return _LOCAL_PART_UNSAFE.sub("-", value).strip("-.") or "unknown"
-
-
-def _checked(address: str) -> str:
-    address = address.strip()
-    if not _ADDRESS.fullmatch(address):
-        raise InvalidAddress(f"'{address}' is not an email address")
-    return address
 
 
 def _set_boundaries(message: EmailMessage, key: str) -> None:

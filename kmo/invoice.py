@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from lxml import etree
 
+from kmo.addresses import InvalidAddress, mail_address
 from kmo.enterprise import InvalidEnterpriseNumber, digits, normalize
 from kmo.models import (
     Attachment,
@@ -59,7 +60,6 @@ _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?")
 _FORM_DATE = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")  # Belgian d/m/yyyy
 _DECIMAL = re.compile(r"[+-]?(?:\d{1,15}(?:\.\d{0,10})?|\.\d{1,10})")
 _FORM_AMOUNT = re.compile(r"(\d{1,12})(?:[.,](\d{1,2}))?")
-_EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+")
 _EXCESSIVE_DEPTH = re.compile(r"Excessive depth in document: (\d+)")
 _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
 _EXTENSIONS = {
@@ -786,15 +786,18 @@ def _invoice_problems(invoice: Invoice) -> list[Problem]:
             )
         )
     email = invoice.customer_contact.email
-    if email is not None and not _EMAIL.fullmatch(email):
-        add(
-            Problem(
-                "invalid_client_email",
-                "customer_contact.email",
-                f"{label}: the client email '{_shown(email)}' is not an email "
-                "address; correct it at upload",
+    if email is not None:
+        try:
+            mail_address(email)
+        except InvalidAddress as error:
+            add(
+                Problem(
+                    "invalid_client_email",
+                    "customer_contact.email",
+                    f"{label}: the client email '{_shown(email)}' is not an email "
+                    f"address we can mail to ({error}); correct it at upload",
+                )
             )
-        )
     add_currency = _currency_problem(invoice, label)
     if add_currency:
         add(add_currency)

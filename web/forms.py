@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Iterable
 from datetime import date
 
+from kmo.addresses import InvalidAddress, mail_address
 from kmo.models import Problem
 from starter.intake import UploadDetails
 from workflows.messages import Participant
@@ -23,7 +24,6 @@ LANGUAGES = ("nl", "fr", "en")
 _PARTICIPANT = re.compile(
     r"^\s*(?P<name>[^<>]+?)\s*(?:<(?P<email>[^<>\s]+@[^<>\s]+)>)?\s*$"
 )
-_EMAIL = re.compile(r"[^<>\s]+@[^<>\s]+")
 # Line breaks, tabs, NUL, DEL, C1 codes, and the Unicode line and paragraph
 # separators: none belongs in a name, a phone number or an address.
 _CONTROL_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
@@ -54,7 +54,32 @@ def parse_participant(text: str) -> Participant:
                 )
             ]
         )
-    return Participant(name=match["name"], email=match["email"])
+    email = match["email"]
+    if email is not None:
+        email = parse_email(
+            email, "participants", f"{match['name']}'s email", "invalid_participant"
+        )
+    return Participant(name=match["name"], email=email)
+
+
+def parse_email(text: str, field: str, what: str, code: str) -> str:
+    """An address mail can go to (`adapters.mail.mail_address`), or a FormError.
+
+    Refused here, at the upload, rather than at the dossier's first mail.
+    """
+    try:
+        return mail_address(text)
+    except InvalidAddress as error:
+        shown = json.dumps(text.strip()[:120], ensure_ascii=False)
+        raise FormError(
+            [
+                Problem(
+                    code,
+                    field,
+                    f"{what} {shown} is not an email address we can mail to: {error}",
+                )
+            ]
+        ) from None
 
 
 def parse_participants(values: Iterable[str]) -> list[Participant]:
@@ -135,7 +160,7 @@ def _participant_from_object(item: dict) -> Participant:
     check_text(name, "participants", "a participant's name")
     if email in (None, ""):
         return Participant(name=name.strip())
-    if not isinstance(email, str) or not _EMAIL.fullmatch(email.strip()):
+    if not isinstance(email, str):
         raise FormError(
             [
                 Problem(
@@ -146,7 +171,11 @@ def _participant_from_object(item: dict) -> Participant:
                 )
             ]
         )
-    return Participant(name=name.strip(), email=email.strip())
+    check_text(email, "participants", "a participant's email")
+    address = parse_email(
+        email, "participants", f"{name.strip()}'s email", "invalid_participant"
+    )
+    return Participant(name=name.strip(), email=address)
 
 
 def check_text(text: str | None, field: str, what: str) -> None:

@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from adapters.mail import (
-    InvalidAddress,
     MailAttachment,
     OutboxMailer,
     as_bytes,
@@ -23,6 +22,7 @@ from adapters.mail import (
     dossier_address,
     message_id_for,
 )
+from kmo.addresses import InvalidAddress
 
 KEY = "dossier-0412345614-ls-2026-0141/terms/0"
 MESSAGE_ID = "<0f0285d7ec7d8ae339235d9c1efe69e7@kmo-dossier.example>"
@@ -212,6 +212,20 @@ def test_invalid_addresses_are_refused(address: str) -> None:
     """Anything but one plain address raises InvalidAddress."""
     with pytest.raises(InvalidAddress):
         terms_mail(to=[address])
+
+
+def test_a_domain_with_accents_is_mailed_in_its_ascii_form() -> None:
+    """The To header holds the IDNA domain, no encoded-word inside an address."""
+    message = terms_mail(to=["an@bakkerij-peetérs.be"])
+
+    assert message["To"] == "an@xn--bakkerij-peetrs-nnb.be"
+    assert b"=?utf-8?" not in as_bytes(message).split(b"\r\nTo: ")[1].split(b"\r\n")[0]
+
+
+def test_letters_with_accents_before_the_at_are_refused() -> None:
+    """Such an address needs SMTPUTF8, which we do not send: InvalidAddress."""
+    with pytest.raises(InvalidAddress, match="before the @-sign"):
+        terms_mail(to=["jérôme@bakkerij-peeters.example"])
 
 
 def test_header_injection_is_impossible() -> None:

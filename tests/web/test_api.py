@@ -507,6 +507,50 @@ async def test_sql_in_the_client_email_is_refused_with_422(
 
 
 @pytest.mark.parametrize(
+    ("form", "code"),
+    [
+        ({"client_email": "jérôme@bakkerij-peeters.be"}, "invalid_client_email"),
+        (
+            {"participants": "Jérôme <jérôme@bakkerij-peeters.be>"},
+            "invalid_participant",
+        ),
+        (
+            {"participants": '[{"name": "Jérôme", "email": "jérôme@peeters.be"}]'},
+            "invalid_participant",
+        ),
+    ],
+    ids=["client", "participant", "participant-json"],
+)
+async def test_an_address_that_needs_smtputf8_is_refused_at_upload(
+    api, invoices: Path, session_factory, form, code
+):
+    """Accents before the @: 422 saying so, rather than a first mail that fails."""
+    response = await upload(api, open_training(invoices, "API-UTF8-MAIL"), **form)
+
+    assert response.status_code == 422, response.text
+    [problem] = response.json()["problems"]
+    assert problem["code"] == code
+    assert "before the @-sign" in problem["message"]
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(Dossier)) == 0
+
+
+async def test_a_participant_at_a_domain_with_accents_is_mailed_in_ascii(
+    api, invoices: Path, dev_env
+):
+    """The participant's address reaches the dossier with its IDNA domain."""
+    response = await upload(
+        api,
+        open_training(invoices, "API-IDNA-MAIL"),
+        participants=["An Peeters <an@bakkerij-peetérs.be>"],
+    )
+
+    assert response.status_code == 201, response.text
+    dossier = await started_input(dev_env, response.json()["workflow_id"])
+    assert [p.email for p in dossier.participants] == ["an@xn--bakkerij-peetrs-nnb.be"]
+
+
+@pytest.mark.parametrize(
     ("form", "field"),
     [
         ({"participants": f"{NUL} <an@bakkerij-peeters.example>"}, "participants"),
