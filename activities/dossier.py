@@ -59,6 +59,7 @@ from adapters.records import (
     SignLink,
     Task,
     TimelineEvent,
+    column_length,
     record_archived,
     save_dossier_if_changed,
     utcnow,
@@ -257,7 +258,9 @@ class DossierActivities:
             session.add(pending)
             pending.status = SENT
             pending.sent_at = self._clock()
-            pending.subject = rendered.subject
+            # The archived mail has the whole subject; long names can take it
+            # past what the records keep.
+            pending.subject = rendered.subject[: column_length(Message.subject)]
             pending.archive_key = item.key
             if mail.progress is not None:
                 _note_progress(session, mail.progress)

@@ -325,6 +325,12 @@ def upgrade_database(url: str, revision: str = "head") -> None:
 # --- writes shared by intake and activities ------------------------------
 
 
+def column_length(attribute: Any) -> int:
+    """The declared length of a String(n) column, e.g. `Dossier.client_name`."""
+    length: int = attribute.property.columns[0].type.length
+    return length
+
+
 def save_dossier(session: Session, dossier: DossierInput, workflow_id: str) -> Dossier:
     """Create or refresh the provider and dossier rows from a dossier's input.
 

@@ -34,12 +34,15 @@ from adapters.archive import ArchivedItem
 from adapters.records import (
     ArchiveItem,
     Dossier,
+    SignLink,
     TimelineEvent,
+    column_length,
     dossier_retention,
     record_archived,
     save_dossier,
     utcnow,
 )
+from adapters.records import Provider as ProviderRow
 from kmo import enterprise
 from kmo import invoice as ubl
 from kmo.calendar import local_date
@@ -150,7 +153,65 @@ def prepare(
     if errors:
         return Prepared(invoice, None, None, [], invoice.problems)
     dossier = _dossier(invoice, details, today)
+    too_long = _too_long_to_record(dossier)
+    if too_long:
+        invoice.problems.extend(too_long)
+        return Prepared(invoice, None, None, [], invoice.problems)
     return Prepared(invoice, dossier, dossier.fee, dossier.warnings, invoice.problems)
+
+
+def _too_long_to_record(dossier: DossierInput) -> list[Problem]:
+    """Values longer than the records keep them, refused before anything is kept.
+
+    The limits are the records' column lengths. Past them PostgreSQL refuses
+    the row, after the invoice was archived for ten years, or in an activity
+    that Temporal would retry for ever.
+    """
+    values = [
+        (
+            "supplier.name",
+            "the provider's name",
+            dossier.provider.name,
+            ProviderRow.name,
+        ),
+        (
+            "customer.name",
+            "the client's name",
+            dossier.client.name,
+            Dossier.client_name,
+        ),
+        *(
+            (
+                "participants",
+                f"participant {index}'s name",
+                person.name,
+                SignLink.signer,
+            )
+            for index, person in enumerate(dossier.participants, start=1)
+        ),
+    ]
+    problems = [
+        Problem(
+            "too_long",
+            field,
+            f"{what} is {len(value)} characters long; the records keep at most "
+            f"{limit}: shorten it on the invoice or at upload",
+        )
+        for field, what, value, column in values
+        if len(value) > (limit := column_length(column))
+    ]
+    limit = column_length(Dossier.dossier_id)
+    if len(dossier.dossier_id) > limit:
+        problems.append(
+            Problem(
+                "too_long",
+                "number",
+                f"invoice number {dossier.invoice_number[:40]!r}... makes a dossier "
+                f"id of {len(dossier.dossier_id)} characters; the records keep at "
+                f"most {limit}: use a shorter invoice number",
+            )
+        )
+    return problems
 
 
 def _cancels(note: Invoice) -> str | None:
