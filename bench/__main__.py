@@ -15,12 +15,14 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -35,27 +37,44 @@ QUICK = {"uploads": 50, "dossiers": 20, "open": 300, "pdfs": 5}
 # cached (see the report).
 FULL = {"uploads": 1000, "dossiers": 100, "open": 10_000, "pdfs": 20}
 EXTRAPOLATE_TO = 10_000
+T = TypeVar("T")
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def read(text: str) -> int:
+        try:
+            number = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if number < minimum:
+            raise argparse.ArgumentTypeError(f"{number} is less than {minimum}")
+        return number
+
+    return read
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    one = at_least(1)
     parser.add_argument("--quick", action="store_true", help="a small run, ~1 min")
-    parser.add_argument("--uploads", type=int, help="uploads timed to first mail")
-    parser.add_argument("--dossiers", type=int, help="dossiers driven to the end")
-    parser.add_argument("--open", type=int, help="open dossiers for the memory")
-    parser.add_argument("--pdfs", type=int, help="certificate PDFs rendered")
+    parser.add_argument("--uploads", type=one, help="uploads timed to first mail")
+    parser.add_argument("--dossiers", type=one, help="dossiers driven to the end")
+    parser.add_argument("--open", type=at_least(0), help="open dossiers for the memory")
+    parser.add_argument("--pdfs", type=one, help="certificate PDFs rendered")
     parser.add_argument(
-        "--intake-concurrency", type=int, default=1, help="uploads at once"
+        "--intake-concurrency", type=one, default=1, help="uploads at once"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=20, help="dossiers driven at once"
+        "--concurrency", type=one, default=20, help="dossiers driven at once"
     )
     parser.add_argument(
-        "--open-concurrency", type=int, default=16, help="starts at once to open"
+        "--open-concurrency", type=one, default=16, help="starts at once to open"
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=one,
         default=1,
         help="worker processes, as many for the dossiers as for the baseline",
     )
@@ -132,6 +151,19 @@ def _extrapolated(idle_mb: float, memory: dict[str, Any]) -> dict[str, float]:
     }
 
 
+async def stopped_cleanly(measure: Coroutine[Any, Any, T]) -> T:
+    """Run `measure`; SIGTERM or SIGHUP cancel it as Ctrl-C does.
+
+    Cancelled, the stack's context managers stop the workers and the dev
+    server and remove the temporary folder, rather than leaving them behind.
+    """
+    task = asyncio.ensure_future(measure)
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(stop, task.cancel)
+    return await task
+
+
 def _phase(name: str) -> None:
     print(f"-- {name}", flush=True)
 
@@ -143,7 +175,12 @@ def main(argv: list[str] | None = None) -> None:
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING)
     )
-    result = asyncio.run(run(args))
+    try:
+        result = asyncio.run(stopped_cleanly(run(args)))
+    except asyncio.CancelledError:
+        raise SystemExit(
+            "stopped: the stack is shut down and its folder removed"
+        ) from None
     path = save(result)
     print()
     print(header(result))
