@@ -17,6 +17,12 @@ DEMO_PARTICIPANT := An Peeters <an.peeters@bakkerij-peeters.example>
 
 .PHONY: setup run stop test lint clean
 
+# True when the pid file names a running `dossier dev` (after a reboot the
+# number may belong to some other process, which must be neither reused nor
+# killed).
+STACK_RUNNING = [ -f $(PIDFILE) ] && \
+  ps -p "$$(cat $(PIDFILE))" -o args= 2>/dev/null | grep -q 'dossier dev'
+
 setup: $(INSTALLED)
 
 $(PYTHON):
@@ -29,7 +35,7 @@ $(INSTALLED): pyproject.toml | $(PYTHON)
 
 run: setup
 	@mkdir -p $(DATA)
-	@if [ -f $(PIDFILE) ] && kill -0 "$$(cat $(PIDFILE))" 2>/dev/null; then \
+	@if $(STACK_RUNNING); then \
 	  echo "The stack is already running (pid $$(cat $(PIDFILE))); reusing it."; \
 	else \
 	  echo "Starting Temporal, the worker and the web app; log in $(LOGFILE)"; \
@@ -47,7 +53,7 @@ run: setup
 	@echo "  stop it all      make stop"
 
 stop:
-	@if [ -f $(PIDFILE) ] && kill -0 "$$(cat $(PIDFILE))" 2>/dev/null; then \
+	@if $(STACK_RUNNING); then \
 	  pid=$$(cat $(PIDFILE)); kill "$$pid"; \
 	  for _ in $$(seq 1 30); do kill -0 "$$pid" 2>/dev/null || break; sleep 1; done; \
 	  echo "Stopped (pid $$pid)."; \
