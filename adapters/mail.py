@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.header import Header
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -123,7 +124,7 @@ def compose(
     )
     message["Reply-To"] = Address(addr_spec=dossier_address(dossier_id, mail_domain))
     message["To"] = [Address(addr_spec=mail_address(address)) for address in to]
-    message["Subject"] = subject
+    _set_text_header(message, "Subject", subject)
     message["Date"] = format_datetime(date)
     message["Message-ID"] = message_id_for(key, mail_domain)
     message["X-Dossier-Id"] = dossier_id
@@ -175,6 +176,23 @@ class OutboxMailer:
 
 def _local_part(value: str) -> str:
     return _LOCAL_PART_UNSAFE.sub("-", value).strip("-.") or "unknown"
+
+
+def _set_text_header(message: EmailMessage, name: str, value: str) -> None:
+    """A free-text header; text beyond ASCII as whole RFC 2047 encoded-words.
+
+    The email package folds such a header between two encoded-words where a
+    space stood, and decoders drop that space ("opleiding vanAcadémie" in
+    some subjects). `email.header.Header` keeps each space inside an
+    encoded-word. ASCII text is set as before, to the same bytes.
+    """
+    if value.isascii():
+        message[name] = value
+        return
+    if any(char in value for char in "\r\n"):
+        raise ValueError(f"the {name} header may not contain a line break")
+    encoded = Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
+    message.set_raw(name, encoded)
 
 
 def _set_boundaries(message: EmailMessage, key: str) -> None:
