@@ -1,16 +1,24 @@
-"""The production files in `infra/`: they parse and name only real settings.
+"""The production files in `infra/`: they parse, fit together, name real things.
 
-No Docker engine runs here, so the compose file is read and checked against
-the Compose Specification's JSON Schema (as vendored by check-jsonschema), not
-started; the search attribute script runs against Temporal's dev server.
+No Docker engine runs here, so nothing in `infra/` is started. The compose file
+is checked against the Compose Specification's JSON Schema (as vendored by
+check-jsonschema) and `prometheus.yml` with promtool; then read the way Compose
+reads it (interpolated with the values the README's steps export) for what a
+schema cannot see: its variables, and which the operator must export. The
+search attribute script runs against Temporal's dev server. Each check of that
+reading comes with cases showing it refuses the mistakes it is for, on copies
+in tmp_path.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,12 +30,15 @@ from workflows.search import NEXT_DEADLINE
 
 PROJECT = Path(__file__).resolve().parents[1]
 INFRA = PROJECT / "infra"
+COMPOSE_FILE = INFRA / "docker-compose.yml"
+PROMETHEUS_FILE = INFRA / "prometheus.yml"
+README = PROJECT / "README.md"
 VENV_BIN = Path(sys.executable).parent
 OUR_IMAGE = "kmo-dossier:"
 
 
-def compose() -> dict:
-    return yaml.safe_load((INFRA / "docker-compose.yml").read_text())
+def compose(path: Path = COMPOSE_FILE) -> dict:
+    return yaml.safe_load(path.read_text())
 
 
 def environment(service: dict) -> dict[str, str]:
@@ -35,6 +46,160 @@ def environment(service: dict) -> dict[str, str]:
     if isinstance(env, list):
         return dict(item.partition("=")[::2] for item in env)
     return env
+
+
+def broken_copy(tmp_path: Path, original: Path, old: str, new: str) -> Path:
+    """A copy of `original` in tmp_path with the first `old` replaced by `new`."""
+    text = original.read_text()
+    assert old in text, f"{old!r} is no longer in {original.name}: update the case"
+    copy = tmp_path / original.name
+    copy.write_text(text.replace(old, new, 1))
+    return copy
+
+
+# --- interpolation, as Compose does it -----------------------------------
+# `$$` is a literal `$`; `$NAME` and `${NAME}` read a variable; `${NAME<op>word}`
+# reads it with op `:-` or `-` (word is the default), `:?` or `?` (required,
+# word is the message) or `:+` or `+` (word when set); the colon forms treat an
+# empty value as unset. A word may hold `${...}` itself. Compose refuses a `${`
+# left open or holding anything else.
+
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+BRACED = re.compile(
+    r"(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<word>.*))?", re.DOTALL
+)
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    op: str = ""
+    word: str = ""
+
+    @property
+    def has_default(self) -> bool:
+        return self.op in (":-", "-", ":+", "+")
+
+
+def tokens(text: str) -> Iterator[str | Variable]:
+    """The text as Compose reads it: literal pieces and the variables between them.
+
+    ValueError for a `${...}` Compose refuses.
+    """
+    i = 0
+    while (dollar := text.find("$", i)) != -1:
+        yield text[i:dollar]
+        after = text[dollar + 1 : dollar + 2]
+        if after == "$":
+            yield "$"
+            i = dollar + 2
+        elif after == "{":
+            end = _closing_brace(text, dollar + 2)
+            inside = BRACED.fullmatch(text, dollar + 2, end)
+            if inside is None:
+                raise ValueError(f"${{{text[dollar + 2 : end]}}} is no variable")
+            yield Variable(inside["name"], inside["op"] or "", inside["word"] or "")
+            i = end + 1
+        elif name := NAME.match(text, dollar + 1):
+            yield Variable(name[0])
+            i = name.end()
+        else:  # a lone `$` stays as it is
+            yield "$"
+            i = dollar + 1
+    yield text[i:]
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Where the `}` closing a `${` is, `${...}` inside it skipped."""
+    depth = 1
+    i = start
+    while i < len(text):
+        if text.startswith("$$", i):
+            i += 2
+            continue
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    raise ValueError(f"unclosed ${{ in {text!r}")
+
+
+def variables(text: str) -> list[Variable]:
+    """Every variable a string reads, those inside another's word included."""
+    found = []
+    for token in tokens(text):
+        if isinstance(token, Variable):
+            found += [token, *variables(token.word)]
+    return found
+
+
+def interpolate(text: str, env: Mapping[str, str]) -> str:
+    return "".join(
+        token if isinstance(token, str) else _value(token, env)
+        for token in tokens(text)
+    )
+
+
+def _value(variable: Variable, env: Mapping[str, str]) -> str:
+    value = env.get(variable.name)
+    given = value is not None if variable.op in ("-", "?", "+") else bool(value)
+    if variable.op in (":-", "-"):
+        return value if given else interpolate(variable.word, env)
+    if variable.op in (":+", "+"):
+        return interpolate(variable.word, env) if given else ""
+    if variable.op in (":?", "?") and not given:
+        raise ValueError(f"{variable.name} is not set: {variable.word}")
+    return value or ""
+
+
+def strings(tree) -> Iterator[str]:
+    """Every string value in a parsed YAML tree (Compose interpolates values)."""
+    if isinstance(tree, str):
+        yield tree
+    elif isinstance(tree, dict):
+        for value in tree.values():
+            yield from strings(value)
+    elif isinstance(tree, list):
+        for value in tree:
+            yield from strings(value)
+
+
+def interpolated(tree, env: Mapping[str, str]):
+    if isinstance(tree, str):
+        return interpolate(tree, env)
+    if isinstance(tree, dict):
+        return {key: interpolated(value, env) for key, value in tree.items()}
+    if isinstance(tree, list):
+        return [interpolated(value, env) for value in tree]
+    return tree
+
+
+# --- the README's steps --------------------------------------------------
+
+
+def production_section() -> str:
+    text = README.read_text()
+    start = text.index("## Production (`infra/`)")
+    return text[start : text.find("\n## ", start)]
+
+
+def readme_exports() -> dict[str, str]:
+    """NAME=value of each `export` in the section's shell steps (its examples)."""
+    steps = "".join(re.findall(r"```sh\n(.*?)```", production_section(), re.DOTALL))
+    exports = "\n".join(
+        line for line in steps.splitlines() if line.startswith("export ")
+    )
+    return dict(re.findall(r"\b([A-Z][A-Z0-9_]*)=(\S*)", exports))
+
+
+def compose_as_run(path: Path = COMPOSE_FILE) -> dict:
+    """The compose file as Compose runs it for an operator who followed the README."""
+    return interpolated(compose(path), readme_exports())
 
 
 def test_compose_has_every_part_of_the_production_stack():
@@ -174,6 +339,101 @@ def test_prometheus_scrapes_the_port_the_workers_serve_metrics_on():
         str(jobs["dossier-worker"]["dns_sd_configs"][0]["port"])
         == (bind.rpartition(":")[2])
     )
+
+
+# --- what only shows at the first `docker compose up` --------------------
+
+
+def test_every_interpolation_is_well_formed():
+    """Each `${...}` in the compose file is one Compose accepts."""
+    assert interpolation_problems(compose()) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("${WORKER_REPLICAS:-2}", "${WORKER_REPLICAS:-2"),
+        ("${WEB_REPLICAS:-2}", "${WEB REPLICAS:-2}"),
+        ("${CADDY_VERSION:-2}", "${CADDY_VERSION:=2}"),
+    ],
+    ids=["unclosed", "space-in-name", "unknown-operator"],
+)
+def test_the_interpolation_check_refuses_a_malformed_variable(tmp_path, old, new):
+    broken = broken_copy(tmp_path, COMPOSE_FILE, old, new)
+
+    assert interpolation_problems(compose(broken))
+
+
+def interpolation_problems(data: dict) -> list[str]:
+    problems = []
+    for text in strings(data):
+        try:
+            variables(text)
+        except ValueError as error:
+            problems.append(str(error))
+    return problems
+
+
+def test_compose_requires_exactly_what_the_readme_exports():
+    """What has no default is what the steps export; unset, compose refuses to start.
+
+    A variable without a default must say so (`${VAR:?message}`): a bare
+    `${VAR}` would run with an empty value. Every variable, with a default or
+    not, is named in the README's section.
+    """
+    assert required_variable_problems(compose()) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        (
+            "${SENDGRID_API_KEY:?set SENDGRID_API_KEY}",
+            "${SENDGRID_KEY:?set SENDGRID_KEY}",
+            "SENDGRID_KEY",
+        ),
+        (
+            "https://${PUBLIC_HOST:?set PUBLIC_HOST to this host's DNS name}",
+            "${PUBLIC_URL:-http://localhost}",
+            "PUBLIC_URL",
+        ),
+        (
+            "${DOSSIER_LINK_SECRET:?set DOSSIER_LINK_SECRET}",
+            "${DOSSIER_LINK_SECRET}",
+            "DOSSIER_LINK_SECRET",
+        ),
+    ],
+    ids=["renamed-secret", "localhost-default", "bare-variable"],
+)
+def test_the_variable_check_refuses_what_the_readme_does_not_say(
+    tmp_path, old, new, says
+):
+    broken = broken_copy(tmp_path, COMPOSE_FILE, old, new)
+
+    assert says in " ".join(required_variable_problems(compose(broken)))
+
+
+def required_variable_problems(data: dict) -> list[str]:
+    read = [variable for text in strings(data) for variable in variables(text)]
+    bare = {v.name for v in read if v.op == ""}
+    required = {v.name for v in read if v.op in (":?", "?")}
+    exported = set(readme_exports())
+    named = set(re.findall(r"[A-Z][A-Z0-9_]+", production_section()))
+    return [
+        *(f"{name} would run empty when unset: give a default or :?" for name in bare),
+        *(
+            f"{name} is required but the README does not export it"
+            for name in required - exported
+        ),
+        *(
+            f"{name} is exported by the README but not required"
+            for name in exported - required
+        ),
+        *(
+            f"{name} is not named in the README"
+            for name in {v.name for v in read} - named
+        ),
+    ]
 
 
 def test_the_script_registers_the_search_attributes_the_workflow_uses():
