@@ -4,14 +4,15 @@ No Docker engine runs here, so nothing in `infra/` is started. The compose file
 is checked against the Compose Specification's JSON Schema (as vendored by
 check-jsonschema) and `prometheus.yml` with promtool; then read the way Compose
 reads it (interpolated with the values the README's steps export) for what a
-schema cannot see: its variables, and which the operator must export. The
-search attribute script runs against Temporal's dev server. Each check of that
-reading comes with cases showing it refuses the mistakes it is for, on copies
-in tmp_path.
+schema cannot see: its variables, dependencies, volumes, durations and ports.
+The search attribute script runs against Temporal's dev server. Each check of
+that reading comes with cases showing it refuses the mistakes it is for, on
+copies in tmp_path.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -19,10 +20,12 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
 import pytest
 import yaml
+from docker.utils.ports import split_port
 
 from adapters.settings import Settings
 from workflows.search import ALL as SEARCH_ATTRIBUTES
@@ -434,6 +437,236 @@ def required_variable_problems(data: dict) -> list[str]:
             for name in {v.name for v in read} - named
         ),
     ]
+
+
+def test_every_dependency_exists_and_can_be_met():
+    """`depends_on` names services; one waited on healthy has a healthcheck, one
+    waited on to complete runs once, and no service waits on itself."""
+    assert dependency_problems(compose()["services"]) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        (
+            "      temporal-setup:\n        condition",
+            "      temporal-setpu:\n        condition",
+            "no service",
+        ),
+        (
+            '    healthcheck:\n      test: ["CMD-SHELL", "pg_isready -U temporal"]\n'
+            "      interval: 5s\n      retries: 20\n",
+            "",
+            "no healthcheck",
+        ),
+        (
+            'get_settings().database_url)\n    restart: "no"',
+            "get_settings().database_url)\n    restart: unless-stopped",
+            "restarts",
+        ),
+        (
+            "condition: service_healthy\n    environment:\n      <<: *dossier-env\n"
+            "    command:\n      - python",
+            "condition: service_healthy\n      worker:\n"
+            "        condition: service_started\n    environment:\n"
+            "      <<: *dossier-env\n    command:\n      - python",
+            "cycle",
+        ),
+    ],
+    ids=["missing-service", "no-healthcheck", "one-shot-restarts", "cycle"],
+)
+def test_the_dependency_check_refuses_what_cannot_start(tmp_path, old, new, says):
+    broken = broken_copy(tmp_path, COMPOSE_FILE, old, new)
+
+    assert says in " ".join(dependency_problems(compose(broken)["services"]))
+
+
+def depends_on(service: dict) -> dict[str, str]:
+    """A service's dependencies and the condition it waits for on each."""
+    needs = service.get("depends_on") or {}
+    if isinstance(needs, list):
+        return dict.fromkeys(needs, "service_started")
+    return {
+        name: (how or {}).get("condition", "service_started")
+        for name, how in needs.items()
+    }
+
+
+def has_healthcheck(service: dict) -> bool:
+    check = service.get("healthcheck") or {}
+    return bool(check.get("test")) and not check.get("disable", False)
+
+
+def runs_once(service: dict) -> bool:
+    restart = service.get("restart", "no")
+    return restart in ("no", False) or str(restart).startswith("on-failure")
+
+
+def dependency_problems(services: dict) -> list[str]:
+    problems = []
+    for name, service in services.items():
+        for needed, condition in depends_on(service).items():
+            if needed not in services:
+                problems.append(f"{name} depends on {needed}, which is no service")
+            elif condition == "service_healthy" and not has_healthcheck(
+                services[needed]
+            ):
+                problems.append(f"{name} waits for {needed} healthy: no healthcheck")
+            elif condition == "service_completed_successfully" and not runs_once(
+                services[needed]
+            ):
+                problems.append(f"{name} waits for {needed} to end, but it restarts")
+    graph = {name: set(depends_on(service)) for name, service in services.items()}
+    try:
+        tuple(TopologicalSorter(graph).static_order())
+    except CycleError as error:
+        problems.append(f"dependency cycle: {' -> '.join(error.args[1])}")
+    return problems
+
+
+def test_named_volumes_are_declared_and_bind_mounts_exist():
+    """Each named volume a service mounts is declared; each mounted file is there."""
+    assert volume_problems(compose()) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("- caddy:/data", "- caddy-data:/data", "not declared"),
+        ("- ./prometheus.yml:", "- ./prometheus.yaml:", "no file"),
+    ],
+    ids=["undeclared-volume", "missing-file"],
+)
+def test_the_volume_check_refuses_what_compose_cannot_mount(tmp_path, old, new, says):
+    broken = broken_copy(tmp_path, COMPOSE_FILE, old, new)
+
+    assert says in " ".join(volume_problems(compose(broken)))
+
+
+def volume_problems(data: dict, base: Path = INFRA) -> list[str]:
+    """Bind sources are relative to `base`, the real compose file's folder."""
+    declared = set(data.get("volumes") or {})
+    problems = []
+    for name, service in data["services"].items():
+        for mount in service.get("volumes") or []:
+            if isinstance(mount, dict):  # the long syntax
+                kind, source = mount.get("type"), mount.get("source")
+            else:
+                source, _, target = mount.partition(":")
+                if not target:
+                    continue  # an anonymous volume
+                kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+            if kind == "volume" and source not in declared:
+                problems.append(f"{name} mounts volume {source}: not declared")
+            if kind == "bind" and not (base / Path(source).expanduser()).exists():
+                problems.append(f"{name} mounts {source}: no file there")
+    return problems
+
+
+# Compose reads durations with Go's time.ParseDuration: numbers with units.
+DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+")
+HEALTHCHECK_DURATIONS = ("interval", "timeout", "start_period", "start_interval")
+
+
+def test_durations_parse():
+    """Healthcheck intervals, timeouts and start periods, and stop grace periods."""
+    assert duration_problems(compose()["services"]) == []
+
+
+@pytest.mark.parametrize("bad", ["often", "5", "5 s", "1d"])
+def test_the_duration_check_refuses_what_is_no_duration(tmp_path, bad):
+    broken = broken_copy(tmp_path, COMPOSE_FILE, "interval: 5s", f"interval: {bad}")
+
+    assert duration_problems(compose(broken)["services"])
+
+
+def duration_problems(services: dict) -> list[str]:
+    problems = []
+    for name, service in services.items():
+        check = service.get("healthcheck") or {}
+        found = {
+            f"healthcheck {key}": check[key]
+            for key in HEALTHCHECK_DURATIONS
+            if key in check
+        }
+        if "stop_grace_period" in service:
+            found["stop_grace_period"] = service["stop_grace_period"]
+        for key, value in found.items():
+            if not (isinstance(value, str) and DURATION.fullmatch(value)):
+                problems.append(f"{name}: {key} {value!r} is no duration")
+    return problems
+
+
+def test_ports_parse_and_do_not_clash():
+    """Each `ports` and `expose` entry is one Docker reads, with ports 1-65535;
+    no host port is published twice; a replicated service publishes none."""
+    assert port_problems(compose_as_run()["services"]) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ('"9001:9001"', '"9001:9001:9001"', "9001:9001:9001"),
+        ('"9090:9090"', '"90900:9090"', "65535"),
+        ('"9090:9090"', '"80:9090"', "both publish"),
+        ('    expose:\n      - "8000"', '    ports:\n      - "8000:8000"', "replicas"),
+    ],
+    ids=["nonsense", "out-of-range", "clash", "replicated"],
+)
+def test_the_port_check_refuses_what_docker_cannot_bind(tmp_path, old, new, says):
+    broken = broken_copy(tmp_path, COMPOSE_FILE, old, new)
+
+    assert says in " ".join(port_problems(compose_as_run(broken)["services"]))
+
+
+def parse_port(entry) -> tuple[list[int], list[tuple[str, int]]]:
+    """The container ports and host (address, port) bindings of a port entry.
+
+    ValueError when Docker would refuse it (docker-py's reading of its syntax).
+    """
+    if isinstance(entry, dict):  # the long syntax
+        parts = (entry.get("host_ip"), entry.get("published"), entry["target"])
+        entry = ":".join(str(part) for part in parts if part)
+    inside, outside = split_port(str(entry))
+    ports = [int(port.partition("/")[0]) for port in inside]
+    bindings = []
+    for binding in outside or []:
+        address, port = binding if isinstance(binding, tuple) else ("", binding)
+        if address:
+            ipaddress.ip_address(address)
+        if port:
+            bindings.append((address, int(port)))
+    for port in ports + [port for _, port in bindings]:
+        if not 0 < port <= 65535:
+            raise ValueError(f"port {port} is not within 1-65535")
+    return ports, bindings
+
+
+def port_problems(services: dict) -> list[str]:
+    problems = []
+    publisher: dict[tuple[str, int], str] = {}
+    for name, service in services.items():
+        replicas = int((service.get("deploy") or {}).get("replicas", 1))
+        for entry in service.get("expose") or []:
+            try:
+                if parse_port(entry)[1]:
+                    problems.append(f"{name}: expose {entry!r} names a host port")
+            except ValueError as error:
+                problems.append(f"{name}: expose {entry!r}: {error}")
+        for entry in service.get("ports") or []:
+            try:
+                bindings = parse_port(entry)[1]
+            except ValueError as error:
+                problems.append(f"{name}: port {entry!r}: {error}")
+                continue
+            for address, port in bindings:
+                if (address, port) in publisher:
+                    other = publisher[(address, port)]
+                    problems.append(f"{other} and {name} both publish host port {port}")
+                publisher[(address, port)] = name
+                if replicas > 1:
+                    problems.append(f"{name}: {replicas} replicas on host port {port}")
+    return problems
 
 
 def test_the_script_registers_the_search_attributes_the_workflow_uses():
