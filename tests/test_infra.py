@@ -4,10 +4,10 @@ No Docker engine runs here, so nothing in `infra/` is started. The compose file
 is checked against the Compose Specification's JSON Schema (as vendored by
 check-jsonschema) and `prometheus.yml` with promtool; then read the way Compose
 reads it (interpolated with the values the README's steps export) for what a
-schema cannot see: its variables, dependencies, volumes, durations and ports.
-The search attribute script runs against Temporal's dev server. Each check of
-that reading comes with cases showing it refuses the mistakes it is for, on
-copies in tmp_path.
+schema cannot see: its variables, dependencies, volumes, durations, ports, and
+the addresses services are given. The search attribute script runs against
+Temporal's dev server. Each check of that reading comes with cases showing it
+refuses the mistakes it is for, on copies in tmp_path.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -666,6 +667,106 @@ def port_problems(services: dict) -> list[str]:
                 publisher[(address, port)] = name
                 if replicas > 1:
                     problems.append(f"{name}: {replicas} replicas on host port {port}")
+    return problems
+
+
+# Where a service serves Prometheus metrics, read from its environment: our
+# worker's SDK at DOSSIER_METRICS_BIND (tests/test_worker_metrics.py), the
+# Temporal server at PROMETHEUS_ENDPOINT. Both answer on /metrics only.
+METRICS_BINDS = ("DOSSIER_METRICS_BIND", "PROMETHEUS_ENDPOINT")
+METRICS_PATH = "/metrics"
+
+
+def metrics_bind(service: dict) -> tuple[str, int] | None:
+    for variable in METRICS_BINDS:
+        if bind := environment(service).get(variable):
+            host, _, port = str(bind).rpartition(":")
+            return host, int(port)
+    return None
+
+
+def served_ports(service: dict) -> set[int]:
+    """The container ports it declares (`ports`, `expose`) or serves metrics on."""
+    ports = set()
+    for entry in (service.get("ports") or []) + (service.get("expose") or []):
+        try:
+            ports.update(parse_port(entry)[0])
+        except ValueError:
+            pass  # port_problems says so
+    if bind := metrics_bind(service):
+        ports.add(bind[1])
+    return ports
+
+
+def test_addresses_name_a_service_and_a_port_it_serves():
+    """Each host:port or URL a service is given (environment, command) that
+    names a compose service names a port that service declares; a name without
+    a dot that is no service (`localhost` too) cannot be reached from a container."""
+    assert address_problems(compose_as_run()["services"]) == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ("@dossier-db:5432/", "@dossierdb:5432/", "dossierdb"),
+        (
+            "DOSSIER_TEMPORAL_ADDRESS: temporal:7233",
+            "DOSSIER_TEMPORAL_ADDRESS: localhost:7233",
+            "localhost",
+        ),
+        (
+            "DOSSIER_S3_ENDPOINT_URL: http://minio:9000",
+            "DOSSIER_S3_ENDPOINT_URL: http://minio:900",
+            "minio:900,",
+        ),
+        ('"--to", "web:8000"', '"--to", "web:8080"', "web:8080"),
+    ],
+    ids=["no-such-service", "localhost", "wrong-port", "wrong-port-in-command"],
+)
+def test_the_address_check_refuses_what_no_service_answers(tmp_path, old, new, says):
+    broken = broken_copy(tmp_path, COMPOSE_FILE, old, new)
+
+    assert says in " ".join(address_problems(compose_as_run(broken)["services"]))
+
+
+ADDRESS = re.compile(r"(?P<host>[A-Za-z0-9.-]+):(?P<port>\d+)")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def address_in(value: str) -> tuple[str, int] | None:
+    if "://" in value:
+        url = urlsplit(value)
+        port = url.port or DEFAULT_PORTS.get(url.scheme)
+        return (url.hostname, port) if url.hostname and port else None
+    if match := ADDRESS.fullmatch(value):
+        return match["host"], int(match["port"])
+    return None
+
+
+def given_values(service: dict) -> Iterator[tuple[str, str]]:
+    """(where, value) of its environment and of its command's arguments."""
+    for variable, value in environment(service).items():
+        yield variable, str(value)
+    for key in ("command", "entrypoint"):
+        if isinstance(service.get(key), list):
+            yield from ((key, str(argument)) for argument in service[key])
+
+
+def address_problems(services: dict) -> list[str]:
+    problems = []
+    for name, service in services.items():
+        for where, value in given_values(service):
+            if (address := address_in(value)) is None:
+                continue
+            host, port = address
+            if host in services:
+                if port not in served_ports(services[host]):
+                    problems.append(
+                        f"{name}: {where} names {host}:{port}, but {host} serves "
+                        f"{sorted(served_ports(services[host]))}"
+                    )
+            elif "." not in host:
+                problems.append(f"{name}: {where} names {host}, which is no service")
     return problems
 
 
