@@ -4,18 +4,23 @@ No Docker engine runs here, so nothing in `infra/` is started. The compose file
 is checked against the Compose Specification's JSON Schema (as vendored by
 check-jsonschema) and `prometheus.yml` with promtool; then read the way Compose
 reads it (interpolated with the values the README's steps export) for what a
-schema cannot see: its variables, dependencies, volumes, durations, ports, and
-the addresses services are given. The search attribute script runs against
-Temporal's dev server. Each check of that reading comes with cases showing it
-refuses the mistakes it is for, on copies in tmp_path.
+schema cannot see: its variables, dependencies, volumes, durations, ports,
+addresses, and our services' settings and commands. The search attribute script
+runs against Temporal's dev server. Each check of that reading comes with cases
+showing it refuses the mistakes it is for, on copies in tmp_path.
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import ipaddress
+import json
 import os
 import re
+import shlex
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -25,10 +30,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import typer.main
 import yaml
 from docker.utils.ports import split_port
+from typer.exceptions import TyperException
 
 from adapters.settings import Settings
+from starter.cli import app as dossier_app
 from workflows.search import ALL as SEARCH_ATTRIBUTES
 from workflows.search import NEXT_DEADLINE
 
@@ -768,6 +776,268 @@ def address_problems(services: dict) -> list[str]:
             elif "." not in host:
                 problems.append(f"{name}: {where} names {host}, which is no service")
     return problems
+
+
+@pytest.mark.parametrize("name", ["migrate", "worker", "web"])
+def test_our_services_get_the_production_settings(name, monkeypatch):
+    """PostgreSQL, the S3 archive, SendGrid, https links to a public name, and
+    none of the settings whose defaults only fit one machine left at them."""
+    service = compose_as_run()["services"][name]
+
+    assert production_problems(settings_in(environment(service), monkeypatch)) == []
+
+
+def test_the_settings_check_refuses_a_service_without_the_shared_block(
+    tmp_path, monkeypatch
+):
+    """`web` without `<<: *dossier-env` would run on SQLite and the outbox."""
+    broken = broken_copy(
+        tmp_path,
+        COMPOSE_FILE,
+        "    environment:\n      <<: *dossier-env\n    # Only Caddy",
+        '    environment:\n      DOSSIER_LOG_JSON: "true"\n    # Only Caddy',
+    )
+    web = compose_as_run(broken)["services"]["web"]
+
+    problems = " ".join(production_problems(settings_in(environment(web), monkeypatch)))
+
+    for setting in ("database_url", "archive_backend", "mail_backend", "base_url"):
+        assert setting in problems
+
+
+def settings_in(env: Mapping[str, str], monkeypatch) -> Settings:
+    """The settings a container with this environment (and no other) reads."""
+    for name in list(os.environ):
+        if name.startswith("DOSSIER_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, str(value))
+    return Settings()
+
+
+# Settings whose defaults fit one machine only: each must be set, to another value.
+ONE_MACHINE_DEFAULTS = (
+    "database_url",
+    "temporal_address",
+    "base_url",
+    "temporal_ui_url",
+    "mail_domain",
+    "link_secret",
+)
+
+
+def is_loopback(host: str | None) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host or "").is_loopback
+    except ValueError:
+        return False
+
+
+def production_problems(settings: Settings) -> list[str]:
+    problems = [
+        f"{field} is left at its one-machine default"
+        for field in ONE_MACHINE_DEFAULTS
+        if field not in settings.model_fields_set
+        or getattr(settings, field) == Settings.model_fields[field].default
+    ]
+    if not settings.database_url.startswith("postgresql"):
+        problems.append(f"database_url {settings.database_url} is no PostgreSQL")
+    if settings.archive_backend != "s3":
+        problems.append(f"archive_backend is {settings.archive_backend}, not s3")
+    if settings.mail_backend != "sendgrid":
+        problems.append(f"mail_backend is {settings.mail_backend}, not sendgrid")
+    base = urlsplit(settings.base_url)
+    if base.scheme != "https" or is_loopback(base.hostname) or "." not in base.netloc:
+        problems.append(f"base_url {settings.base_url} is no public https address")
+    return problems
+
+
+def test_our_commands_name_what_exists():
+    """`python -m` a module of this project, `python -c` code whose imports
+    exist, `dossier <command>` the typer app accepts with its options: in each
+    service of our image, its `CMD` healthchecks and the Dockerfile's CMD."""
+    problems = [
+        f"{where}: {problem}"
+        for where, argv in our_commands(compose_as_run()).items()
+        for problem in command_problems(argv)
+    ]
+
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "says"),
+    [
+        ('"-m", "worker"', '"-m", "workers"', "workers"),
+        ('"dossier", "web"', '"dossier", "serve"', "no such command"),
+        ('"--forwarded-allow-ips"', '"--forwarded-allowed-ips"', "forwarded-allowed"),
+        ('"--port", "8000"', '"--port", "eight"', "eight"),
+        (
+            "from adapters.records import",
+            "from adapters.record import",
+            "adapters.record",
+        ),
+        ("import upgrade_database", "import upgrade_databases", "upgrade_databases"),
+        (
+            "upgrade_database(get_settings()",
+            "upgrade_database(get_settings(()",
+            "python -c",
+        ),
+    ],
+    ids=["module", "command", "option", "option-value", "import", "name", "syntax"],
+)
+def test_the_command_check_refuses_what_does_not_exist(tmp_path, old, new, says):
+    broken = broken_copy(tmp_path, COMPOSE_FILE, old, new)
+
+    problems = [
+        problem
+        for argv in our_commands(compose_as_run(broken)).values()
+        for problem in command_problems(argv)
+    ]
+
+    assert says in " ".join(problems)
+
+
+def our_commands(data: dict) -> dict[str, list[str]]:
+    commands = {}
+    for name, service in data["services"].items():
+        if not str(service.get("image", "")).startswith(OUR_IMAGE):
+            continue
+        if command := service.get("command"):
+            commands[name] = (
+                shlex.split(command) if isinstance(command, str) else command
+            )
+        test = (service.get("healthcheck") or {}).get("test")
+        if isinstance(test, list) and test[0] == "CMD":
+            commands[f"{name} healthcheck"] = test[1:]
+    cmd = [
+        line
+        for line in (INFRA / "Dockerfile").read_text().splitlines()
+        if line.startswith("CMD ")
+    ]
+    commands["Dockerfile CMD"] = json.loads(cmd[-1].removeprefix("CMD "))
+    return commands
+
+
+def command_problems(argv: list[str]) -> list[str]:
+    match argv:
+        case ["python", "-m", module, *_]:
+            return module_problems(module)
+        case ["python", "-c", code, *_]:
+            return code_problems(code)
+        case ["dossier", *arguments]:
+            return dossier_problems(arguments)
+    return [f"{shlex.join(argv)}: none of python -m, python -c, dossier"]
+
+
+def module_problems(module: str) -> list[str]:
+    """`python -m module` in the image's /app: a file of this project with a main."""
+    path = PROJECT.joinpath(*module.split("."))
+    script = path / "__main__.py" if path.is_dir() else path.with_suffix(".py")
+    if not script.exists():
+        return [f"python -m {module}: no {script.relative_to(PROJECT)} here"]
+    if (
+        script.name != "__main__.py"
+        and '__name__ == "__main__"' not in script.read_text()
+    ):
+        return [f"python -m {module}: {script.name} has no __main__ block"]
+    return []
+
+
+def code_problems(code: str) -> list[str]:
+    """`python -c code`: it parses, and what it imports exists."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError as error:
+        return [f"python -c does not parse: {error}"]
+    problems = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            wanted = [(alias.name, None) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            wanted = [(node.module, alias.name) for alias in node.names]
+        else:
+            continue
+        for module, name in wanted:
+            try:
+                found = importlib.import_module(module)
+            except ImportError as error:
+                problems.append(f"python -c imports {module}: {error}")
+                continue
+            if name and not hasattr(found, name):
+                problems.append(f"python -c imports {name} from {module}: not there")
+    return problems
+
+
+def dossier_problems(arguments: list[str]) -> list[str]:
+    """`dossier ...`: the typer app has the command and accepts its arguments."""
+    group = typer.main.get_command(dossier_app)
+    name, *rest = arguments or [""]
+    command = group.commands.get(name)
+    if command is None:
+        return [
+            f"dossier {name}: no such command ({', '.join(sorted(group.commands))})"
+        ]
+    try:
+        command.make_context(f"dossier {name}", list(rest))
+    except TyperException as error:
+        return [f"dossier {shlex.join(arguments)}: {error.format_message()}"]
+    return []
+
+
+def test_the_migrate_command_migrates_a_database(tmp_path):
+    """migrate's command as written, in its environment, on SQLite (not PostgreSQL)."""
+    database = tmp_path / "dossier.db"
+
+    answer = run_migrate(compose_as_run(), database)
+
+    assert answer.returncode == 0, answer.stderr
+    with sqlite3.connect(database) as connection:
+        tables = {
+            row[0] for row in connection.execute("SELECT name FROM sqlite_master")
+        }
+    assert "alembic_version" in tables
+
+
+def test_running_migrate_refuses_a_typo_no_import_shows(tmp_path):
+    broken = broken_copy(
+        tmp_path,
+        COMPOSE_FILE,
+        "get_settings().database_url",
+        "get_settings().databse_url",
+    )
+
+    answer = run_migrate(compose_as_run(broken), tmp_path / "dossier.db")
+
+    assert answer.returncode != 0
+    assert "databse_url" in answer.stderr
+
+
+def run_migrate(data: dict, database: Path) -> subprocess.CompletedProcess[str]:
+    migrate = data["services"]["migrate"]
+    argv = migrate["command"]
+    assert argv[0] == "python"
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("DOSSIER_")
+    }
+    env |= {name: str(value) for name, value in environment(migrate).items()}
+    env |= {
+        "DOSSIER_DATABASE_URL": f"sqlite:///{database}",
+        "DOSSIER_DATA_DIR": str(database.parent),
+    }
+    return subprocess.run(
+        [sys.executable, *argv[1:]],
+        cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_script_registers_the_search_attributes_the_workflow_uses():
