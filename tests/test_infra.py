@@ -4,10 +4,11 @@ No Docker engine runs here, so nothing in `infra/` is started. The compose file
 is checked against the Compose Specification's JSON Schema (as vendored by
 check-jsonschema) and `prometheus.yml` with promtool; then read the way Compose
 reads it (interpolated with the values the README's steps export) for what a
-schema cannot see: its variables, dependencies, volumes, durations, ports,
-addresses, and our services' settings and commands. The search attribute script
-runs against Temporal's dev server. Each check of that reading comes with cases
-showing it refuses the mistakes it is for, on copies in tmp_path.
+schema cannot see: dependencies, volumes, durations, ports, addresses, our
+services' settings and commands, and what Prometheus scrapes. The search
+attribute script runs against Temporal's dev server. Each check of that reading
+comes with cases showing it refuses the mistakes it is for, on copies in
+tmp_path.
 """
 
 from __future__ import annotations
@@ -338,19 +339,6 @@ def test_the_archive_bucket_is_made_with_object_lock():
     script = " ".join(services["archive-bucket"]["entrypoint"])
 
     assert f"mc mb --ignore-existing --with-lock archive/{bucket}" in script
-
-
-def test_prometheus_scrapes_the_port_the_workers_serve_metrics_on():
-    """The scrape job's port is the one in the workers' DOSSIER_METRICS_BIND."""
-    bind = environment(compose()["services"]["worker"])["DOSSIER_METRICS_BIND"]
-    prometheus = yaml.safe_load((INFRA / "prometheus.yml").read_text())
-    jobs = {job["job_name"]: job for job in prometheus["scrape_configs"]}
-
-    assert jobs["dossier-worker"]["dns_sd_configs"][0]["names"] == ["worker"]
-    assert (
-        str(jobs["dossier-worker"]["dns_sd_configs"][0]["port"])
-        == (bind.rpartition(":")[2])
-    )
 
 
 # --- what only shows at the first `docker compose up` --------------------
@@ -1038,6 +1026,88 @@ def run_migrate(data: dict, database: Path) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def test_prometheus_scrapes_what_the_services_serve():
+    """Each scrape target names a compose service, the port it serves metrics on
+    (from its environment) and the path it serves them at."""
+    prometheus = yaml.safe_load(PROMETHEUS_FILE.read_text())
+
+    assert scrape_problems(prometheus, compose_as_run()["services"]) == []
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "says"),
+    [
+        (PROMETHEUS_FILE, '"temporal:8000"', '"temporal:9000"', "8000"),
+        (PROMETHEUS_FILE, '"temporal:8000"', '"temporal"', "no port"),
+        (
+            PROMETHEUS_FILE,
+            "  - job_name: temporal-server\n",
+            "  - job_name: temporal-server\n    metrics_path: /metric\n",
+            "/metric",
+        ),
+        (PROMETHEUS_FILE, 'names: ["worker"]', 'names: ["workers"]', "no service"),
+        (COMPOSE_FILE, "PROMETHEUS_ENDPOINT:", "PROMETHEUS_ENDPIONT:", "no metrics"),
+        (COMPOSE_FILE, "BIND: 0.0.0.0:9464", "BIND: 127.0.0.1:9464", "loopback"),
+    ],
+    ids=["port", "no-port", "path", "service", "server-metrics-off", "loopback"],
+)
+def test_the_scrape_check_refuses_what_prometheus_cannot_reach(
+    tmp_path, file, old, new, says
+):
+    broken = broken_copy(tmp_path, file, old, new)
+    prometheus_file = broken if file == PROMETHEUS_FILE else PROMETHEUS_FILE
+    compose_file = broken if file == COMPOSE_FILE else COMPOSE_FILE
+    prometheus = yaml.safe_load(prometheus_file.read_text())
+
+    problems = scrape_problems(prometheus, compose_as_run(compose_file)["services"])
+
+    assert says in " ".join(problems)
+
+
+def scrape_targets(job: dict) -> list[str]:
+    """host:port of the job's static targets and DNS names (an A record each)."""
+    return [
+        *(
+            target
+            for static in job.get("static_configs", [])
+            for target in static["targets"]
+        ),
+        *(
+            f"{name}:{dns.get('port', '')}"
+            for dns in job.get("dns_sd_configs", [])
+            for name in dns["names"]
+        ),
+    ]
+
+
+def scrape_problems(prometheus: dict, services: dict) -> list[str]:
+    problems = []
+    for job in prometheus["scrape_configs"]:
+        where = job["job_name"]
+        unchecked = [
+            key
+            for key in job
+            if key.endswith("_sd_configs") and key != "dns_sd_configs"
+        ]
+        problems += [f"{where}: {key} is not checked here" for key in unchecked]
+        path = job.get("metrics_path", METRICS_PATH)
+        if path != METRICS_PATH:
+            problems.append(f"{where}: metrics_path {path}, served at {METRICS_PATH}")
+        for target in scrape_targets(job):
+            host, _, port = target.rpartition(":")
+            if not host or not port.isdigit():
+                problems.append(f"{where}: {target} has no port (Prometheus takes 80)")
+            elif host not in services:
+                problems.append(f"{where}: {host} is no service")
+            elif (bind := metrics_bind(services[host])) is None:
+                problems.append(f"{where}: {host} serves no metrics")
+            elif int(port) != bind[1]:
+                problems.append(f"{where}: {target}, but {host} serves on {bind[1]}")
+            elif is_loopback(bind[0]):
+                problems.append(f"{where}: {host} serves on loopback only")
+    return problems
 
 
 def test_the_script_registers_the_search_attributes_the_workflow_uses():
