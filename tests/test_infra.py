@@ -603,9 +603,9 @@ def test_ports_parse_and_do_not_clash():
 @pytest.mark.parametrize(
     ("old", "new", "says"),
     [
-        ('"9001:9001"', '"9001:9001:9001"', "9001:9001:9001"),
-        ('"9090:9090"', '"90900:9090"', "65535"),
-        ('"9090:9090"', '"80:9090"', "both publish"),
+        ('"127.0.0.1:9001:9001"', '"9001:9001:9001"', "9001:9001:9001"),
+        ('"127.0.0.1:9090:9090"', '"127.0.0.1:90900:9090"', "65535"),
+        ('"127.0.0.1:9090:9090"', '"80:9090"', "both publish"),
         ('    expose:\n      - "8000"', '    ports:\n      - "8000:8000"', "replicas"),
     ],
     ids=["nonsense", "out-of-range", "clash", "replicated"],
@@ -748,11 +748,16 @@ def given_values(service: dict) -> Iterator[tuple[str, str]]:
             yield from ((key, str(argument)) for argument in service[key])
 
 
+# Where staff's browsers go (through their tunnel), not where a container
+# connects: these may name the host's loopback.
+BROWSER_URLS = {"DOSSIER_TEMPORAL_UI_URL", "TEMPORAL_CORS_ORIGINS"}
+
+
 def address_problems(services: dict) -> list[str]:
     problems = []
     for name, service in services.items():
         for where, value in given_values(service):
-            if (address := address_in(value)) is None:
+            if where in BROWSER_URLS or (address := address_in(value)) is None:
                 continue
             host, port = address
             if host in services:
