@@ -77,7 +77,7 @@ clean: stop
 	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +
 
 # make bench - measured speed on this machine (not part of `make test`), about
-# 12 minutes on 2 cores; `make bench BENCH_ARGS=--quick` takes about 1.
+# 11 minutes on 2 cores; `make bench BENCH_ARGS=--quick` takes about 1.
 .PHONY: bench
 bench: setup
 	@$(PYTHON) -c 'import psutil' 2>/dev/null || $(PYTHON) -m pip install --quiet psutil
