@@ -149,7 +149,11 @@ def table(result: dict[str, Any]) -> str:
             "",
             "",
         ),
-        *_workflow_only_rows(flow, "workflow_only_per_minute"),
+        *_if_measured(
+            flow,
+            "workflow_only_per_minute",
+            "dossier workflow on empty activities, per minute",
+        ),
         (
             "baseline runs per minute (same shape)",
             f"{flow['baseline_per_minute']}",
@@ -157,7 +161,9 @@ def table(result: dict[str, Any]) -> str:
             "",
         ),
         ("ratio dossier / baseline", f"{flow['ratio']}", *judged("ratio")),
-        *_workflow_only_rows(flow, "ratio_workflow_only"),
+        *_if_measured(
+            flow, "ratio_workflow_only", "ratio workflow on empty activities / baseline"
+        ),
         *_cpu_rows(flow),
         (
             "history events per dossier (happy path)",
@@ -208,25 +214,15 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-WORKFLOW_ONLY_LABELS = {
-    "workflow_only_per_minute": "dossier workflow on empty activities, per minute",
-    "ratio_workflow_only": "ratio workflow on empty activities / baseline",
-}
-
-
-def _workflow_only_rows(
-    flow: dict[str, Any], key: str
+def _if_measured(
+    flow: dict[str, Any], key: str, label: str
 ) -> list[tuple[str, str, str, str]]:
-    """A figure of the workflow-only phase; runs before it was measured have none."""
-    if key not in flow:
-        return []
-    return [(WORKFLOW_ONLY_LABELS[key], f"{flow[key]}", "", "")]
+    """A row for `flow[key]`; none for a run from before that figure existed."""
+    return [(label, f"{flow[key]}", "", "")] if key in flow else []
 
 
 def _cpu_rows(flow: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """CPU milliseconds per run by process, for each phase of the throughput."""
-    if "cpu_ms_per_dossier" not in flow:  # runs before this measure have none
-        return []
+    """CPU milliseconds per run by process, for each phase a run measured."""
     rows = []
     for label, key, busy in (
         ("per happy-path dossier", "cpu_ms_per_dossier", "cores_busy_dossiers"),

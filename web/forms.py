@@ -63,7 +63,7 @@ def parse_participant(text: str) -> Participant:
 
 
 def parse_email(text: str, field: str, what: str, code: str) -> str:
-    """An address mail can go to (`adapters.mail.mail_address`), or a FormError.
+    """An address mail can go to (`kmo.addresses.mail_address`), or a FormError.
 
     Refused here, at the upload, rather than at the dossier's first mail.
     """
@@ -315,8 +315,6 @@ def build_details(
         ],
         fields=dict(fields or {}),
     )
-    for participant in details.participants:  # a JSON list's emails too
-        attempt(check_text, participant.email, "participants", "a participant's email")
     if problems:
         raise FormError(problems)
     return details

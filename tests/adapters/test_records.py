@@ -324,7 +324,8 @@ def test_save_dossier_if_changed_rewrites_a_single_dv_number_string(
     with sessions.begin() as session:
         save_dossier(session, training_dossier(), "wf-1")
     with sessions.begin() as session:
-        session.get_one(Provider, "0412345614").dv_numbers = "DV.O214567"  # type: ignore[assignment]
+        provider = session.get_one(Provider, "0412345614")
+        provider.dv_numbers = "DV.O214567"  # type: ignore[assignment]
 
     with sessions.begin() as session:
         written = save_dossier_if_changed(session, training_dossier(), "wf-1")

@@ -134,10 +134,11 @@ def test_the_table_shows_cpu_per_run_by_process_without_idle_roles():
 
 
 def test_the_table_shows_the_workflow_only_phase_where_it_was_measured():
-    from bench.report import _workflow_only_rows
+    from bench.report import _if_measured
 
     flow = {"workflow_only_per_minute": 400.0, "ratio_workflow_only": 0.9}
-    assert _workflow_only_rows(flow, "ratio_workflow_only") == [
+    label = "ratio workflow on empty activities / baseline"
+    assert _if_measured(flow, "ratio_workflow_only", label) == [
         ("ratio workflow on empty activities / baseline", "0.9", "", "")
     ]
-    assert _workflow_only_rows({"ratio": 0.4}, "ratio_workflow_only") == []
+    assert _if_measured({"ratio": 0.4}, "ratio_workflow_only", label) == []
